@@ -1,0 +1,130 @@
+/*
+** error.c: luaio's error objects.
+**
+** An error made by luaio is a table {type = "TimeoutError", message = …,
+** traceback = …} with a shared metatable; tostring gives "type: message".
+** A CancelledError also records the scope it belongs to, so the scope that
+** caused it is the one that catches it.
+*/
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The registry key of the errors' metatable. */
+static const char errkey = 'e';
+
+/* err:__tostring() -> "type: message" */
+static int error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "type");
+  lua_getfield(L, 1, "message");
+  if (lua_isstring(L, -1))
+    lua_pushfstring(L, "%s: %s", luaL_optstring(L, -2, "Error"),
+                    lua_tostring(L, -1));
+  else
+    lua_pushstring(L, luaL_optstring(L, -2, "Error"));
+  return 1;
+}
+
+void luaio__error_push(lua_State *L, const char *type, const char *msg) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, type);
+  lua_setfield(L, -2, "type");
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &errkey);
+  lua_setmetatable(L, -2);
+}
+
+/* Raise a new error of the given type, with the traceback of L. */
+int luaio__error_raise(lua_State *L, const char *type, const char *fmt, ...) {
+  va_list ap;
+  const char *msg;
+  va_start(ap, fmt);
+  luaL_where(L, 1);
+  msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  msg = lua_tostring(L, -1);
+  luaio__error_push(L, type, msg);
+  luaL_traceback(L, L, NULL, 1);
+  lua_setfield(L, -2, "traceback");
+  return lua_error(L);
+}
+
+int luaio__is_error(lua_State *L, int idx, const char *type) {
+  int ok;
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &errkey);
+  ok = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (ok && type != NULL) {
+    lua_getfield(L, idx, "type");
+    ok = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), type) == 0;
+    lua_pop(L, 1);
+  }
+  return ok;
+}
+
+void luaio__cancelled_push(lua_State *L, scope *s) {
+  luaio__error_push(L, "CancelledError", "cancelled");
+  lua_pushinteger(L, (lua_Integer)s->id);
+  lua_setfield(L, -2, "scope");
+  if (s == &s->task->root && s->task->cancel_msg != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->task->cancel_msg);
+    lua_setfield(L, -2, "message");
+  }
+}
+
+/* The scope a CancelledError belongs to, 0 if idx is something else. */
+uint64_t luaio__cancelled_scope_id(lua_State *L, int idx) {
+  uint64_t id = 0;
+  if (luaio__is_error(L, idx, "CancelledError")) {
+    lua_getfield(L, idx, "scope");
+    id = (uint64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  return id;
+}
+
+/* The text of any error value, as lua.c's msghandler tells it. */
+const char *luaio__push_errmsg(lua_State *L, int idx) {
+  int type = lua_type(L, idx);
+  idx = lua_absindex(L, idx);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER)
+    return luaL_tolstring(L, idx, NULL);
+  if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return luaL_tolstring(L, idx, NULL);
+  }
+  return lua_pushfstring(L, "(error object is a %s value)",
+                         luaL_typename(L, idx));
+}
+
+/* aio.is_error(v [, type]) -> boolean */
+static int aio_is_error(lua_State *L) {
+  lua_pushboolean(L, luaio__is_error(L, 1, luaL_optstring(L, 2, NULL)));
+  return 1;
+}
+
+/* aio.error(type, message) -> a new error object, to raise with error() */
+static int aio_error(lua_State *L) {
+  const char *type = luaL_checkstring(L, 1);
+  luaio__error_push(L, type, luaL_optstring(L, 2, type));
+  luaL_traceback(L, L, NULL, 1);
+  lua_setfield(L, -2, "traceback");
+  return 1;
+}
+
+const luaL_Reg luaio__error_funcs[] = {
+    {"is_error", aio_is_error}, {"error", aio_error}, {NULL, NULL}};
+
+void luaio__error_open(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "luaio.Error");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
+}

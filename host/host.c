@@ -1,0 +1,329 @@
+/*
+** host.c: the host object, its ready queue and how it drives the loop.
+**
+** The scheduler runs in the loop's check phase: each turn it resumes the
+** tasks that were ready when the turn began, in order.  While tasks are
+** ready an idle handle keeps the poll from blocking; an empty ready queue
+** is the only time the loop blocks.  So luaio's tasks run whoever calls
+** uv_run: luaio_run, luaio_step, aio.run, or an application's own loop.
+*/
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lualib.h"
+
+/* The registry key of the host of a state. */
+static const char hostkey = 'h';
+
+luaio *luaio__host(lua_State *L) {
+  return (luaio *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+void luaio_config_init(luaio_config *cfg) { memset(cfg, 0, sizeof *cfg); }
+
+lua_State *luaio_state(luaio *h) { return h->L; }
+
+uv_loop_t *luaio_loop(luaio *h) { return h->loop; }
+
+/* Ready queue. */
+
+static void on_idle(uv_idle_t *i) { (void)i; }
+
+void luaio__ready(task *t) {
+  luaio *h = t->h;
+  if (h->rcount == h->rcap) {
+    size_t cap = h->rcap ? h->rcap * 2 : 64, i;
+    task **q = malloc(cap * sizeof *q);
+    if (q == NULL) abort(); /* cannot be reported without losing a task */
+    for (i = 0; i < h->rcount; i++)
+      q[i] = h->ready[(h->rhead + i) & (h->rcap - 1)];
+    free(h->ready);
+    h->ready = q;
+    h->rhead = 0;
+    h->rcap = cap;
+  }
+  if (h->rcount == 0 && !h->freeing) uv_idle_start(&h->idle, on_idle);
+  h->ready[(h->rhead + h->rcount++) & (h->rcap - 1)] = t;
+  if (t->state != T_NEW) t->state = T_READY;
+}
+
+/* Resume the tasks that are ready now; those they make ready wait for the
+   next turn, so that sleep(0) lets every other task run once. */
+int luaio__drain(luaio *h) {
+  size_t n = h->rcount;
+  int ran = 0;
+  while (n-- > 0 && h->rcount > 0) {
+    task *t = h->ready[h->rhead];
+    h->rhead = (h->rhead + 1) & (h->rcap - 1);
+    h->rcount--;
+    luaio__resume(h, t);
+    ran++;
+    if (h->budget_end > 0 && (ran & 7) == 0 &&
+        (double)luaio__now() / 1e9 >= h->budget_end)
+      break;
+  }
+  if (h->rcount == 0) uv_idle_stop(&h->idle);
+  return ran;
+}
+
+static void on_check(uv_check_t *c) {
+  luaio *h = c->data;
+  if (h->rcount > 0) luaio__drain(h);
+}
+
+/* Errors nobody retrieved. */
+
+void luaio__report(luaio *h, const char *msg) {
+  h->nreported++;
+  if (h->on_error)
+    h->on_error(h, msg, h->ud);
+  else {
+    fputs(msg, stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
+  }
+}
+
+/* One turn of the loop; 0 when nothing is left that could wake a task. */
+static int turn(luaio *h) {
+  return uv_run(h->loop, UV_RUN_ONCE) != 0 || h->rcount > 0;
+}
+
+/* Run until every task is done; 0 if some wait on nothing that will come. */
+static int run_all(luaio *h) {
+  while (h->ntasks > 0)
+    if (!turn(h)) return 0;
+  return 1;
+}
+
+/* Life cycle. */
+
+static int host_gc(lua_State *L) {
+  luaio **hp = lua_touserdata(L, 1);
+  luaio *h = *hp;
+  if (h == NULL) return 0;
+  *hp = NULL;
+  h->L = NULL;
+  if (h->from_module) luaio_free(h);
+  return 0;
+}
+
+/* Make L's registry point at h, with everything the core keeps there. */
+static void attach(luaio *h, lua_State *L) {
+  luaio **hp;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  h->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  hp = lua_newuserdatauv(L, sizeof *hp, 0);
+  *hp = h;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, host_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &hostkey);
+  lua_newtable(L);
+  h->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  h->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L); /* failed tasks, weak keys */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  h->failed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaio__error_open(L);
+  luaio__tasks_open(L, h);
+  luaio__coro_open(L, h);
+}
+
+static luaio *host_new(uv_loop_t *loop, lua_State *L) {
+  luaio *h = calloc(1, sizeof *h);
+  if (h == NULL) return NULL;
+  h->next_id = 1;
+  h->next_scope = 1;
+  if (loop == NULL) {
+    if (uv_loop_init(&h->own_loop) != 0) {
+      free(h);
+      return NULL;
+    }
+    loop = &h->own_loop;
+    h->owns_loop = 1;
+  }
+  h->loop = loop;
+  uv_check_init(loop, &h->check);
+  uv_idle_init(loop, &h->idle);
+  uv_timer_init(loop, &h->timer);
+  h->check.data = h->idle.data = h->timer.data = h;
+  uv_check_start(&h->check, on_check);
+  uv_unref((uv_handle_t *)&h->check);
+  (void)L;
+  return h;
+}
+
+/* The host of L, creating one on a loop of its own when there is none. */
+luaio *luaio__open_host(lua_State *L) {
+  luaio *h;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA) {
+    h = *(luaio **)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (h != NULL) return h;
+  } else
+    lua_pop(L, 1);
+  h = host_new(NULL, L);
+  if (h == NULL) luaL_error(L, "luaio: cannot create an event loop");
+  h->from_module = 1;
+  attach(h, L);
+  return h;
+}
+
+luaio *luaio_new(const luaio_config *cfg) {
+  luaio_config def;
+  lua_State *L;
+  luaio *h;
+  if (cfg == NULL) {
+    luaio_config_init(&def);
+    cfg = &def;
+  }
+  L = cfg->L;
+  if (L == NULL) {
+    L = luaL_newstate();
+    if (L == NULL) return NULL;
+    luaL_openlibs(L);
+  }
+  h = host_new(cfg->loop, L);
+  if (h == NULL) {
+    if (cfg->L == NULL) lua_close(L);
+    return NULL;
+  }
+  h->owns_state = cfg->L == NULL;
+  h->on_error = cfg->on_error;
+  h->ud = cfg->ud;
+  attach(h, L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_luaio);
+  lua_setfield(L, -2, "luaio");
+  lua_pop(L, 1);
+  return h;
+}
+
+static void on_walk_close(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle)) uv_close(handle, NULL);
+}
+
+/* Close the host's own handles and, if the loop is ours, every handle. */
+static void close_handles(luaio *h) {
+  uv_close((uv_handle_t *)&h->check, NULL);
+  uv_close((uv_handle_t *)&h->idle, NULL);
+  uv_close((uv_handle_t *)&h->timer, NULL);
+  if (h->owns_loop) {
+    uv_walk(h->loop, on_walk_close, NULL);
+    uv_run(h->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(h->loop) != 0)
+      luaio__report(h, "luaio: the loop did not close cleanly");
+  } else
+    uv_run(h->loop, UV_RUN_NOWAIT);
+}
+
+void luaio_free(luaio *h) {
+  lua_State *L = h->L;
+  if (h->freeing) return;
+  if (L != NULL) {
+    /* Let what is left finish cancelling, then say what nobody saw. */
+    luaio__cancel_all(h);
+    h->running++;
+    run_all(h);
+    h->running--;
+    luaio__report_unretrieved(h);
+  }
+  h->freeing = 1;
+  h->rcount = 0;
+  if (L != NULL) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA)
+      *(luaio **)lua_touserdata(L, -1) = NULL;
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &luaio__marker);
+    if (h->owns_state) lua_close(L);
+  }
+  close_handles(h);
+  free(h->ready);
+  free(h->heap);
+  free(h);
+}
+
+/* Running. */
+
+/* Run the main task t to its end, then cancel the tasks still pending and
+   wait for their cleanup; report what nobody retrieved but t's own error. */
+void luaio__run_main(luaio *h, task *t) {
+  h->running++;
+  while (t->state != T_DONE) {
+    if (!turn(h)) { /* a deadlock: nothing can wake the main task */
+      luaio__task_cancel_msg(h->L, t,
+                             "deadlock: the main task waits for "
+                             "something that nothing will do");
+      luaio__cancel_all(h);
+    }
+  }
+  luaio__cancel_all(h);
+  run_all(h);
+  h->running--;
+  t->retrieved = 1;
+  luaio__report_unretrieved(h);
+}
+
+int luaio_run(luaio *h) {
+  int before = h->nreported;
+  h->running++;
+  if (!run_all(h)) { /* the tasks left wait on nothing that will come */
+    luaio__cancel_all(h);
+    run_all(h);
+  }
+  h->running--;
+  luaio__report_unretrieved(h);
+  return h->nreported != before;
+}
+
+static void on_step_timer(uv_timer_t *t) { (void)t; }
+
+int luaio_step(luaio *h, double max_wait, double budget) {
+  uv_timer_t wake;
+  h->budget_end = budget > 0 ? (double)luaio__now() / 1e9 + budget : 0;
+  h->running++;
+  if (h->rcount > 0 || max_wait <= 0)
+    uv_run(h->loop, UV_RUN_NOWAIT);
+  else {
+    uv_timer_init(h->loop, &wake);
+    uv_timer_start(&wake, on_step_timer, (uint64_t)(max_wait * 1e3 + 0.5), 0);
+    uv_run(h->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(h->loop, UV_RUN_NOWAIT); /* runs the close callback */
+  }
+  h->running--;
+  h->budget_end = 0;
+  return (int)h->ntasks;
+}
+
+/* Starting code. */
+
+int luaio_spawn(luaio *h, int nargs) {
+  lua_State *L = h->L;
+  luaio__spawn(L, h, nargs);
+  lua_pop(L, 1);
+  return 0;
+}
+
+int luaio_dostring(luaio *h, const char *code, const char *chunkname) {
+  int st =
+      luaL_loadbuffer(h->L, code, strlen(code), chunkname ? chunkname : code);
+  return st != LUA_OK ? st : luaio_spawn(h, 0);
+}
+
+int luaio_dofile(luaio *h, const char *path) {
+  int st = luaL_loadfile(h->L, path);
+  return st != LUA_OK ? st : luaio_spawn(h, 0);
+}

@@ -1,0 +1,182 @@
+/*
+** internal.h: what the core's files share.  Not installed.
+**
+** The one way to wait (DESIGN.md): a C function that waits calls
+** luaio__enter_wait (which raises if the task is cancelled), links the
+** task's waiter node into the list of what it waits on, and returns
+** luaio__wait with a continuation.  Whatever completes the wait unlinks the
+** node and calls luaio__wake; the scheduler resumes the task later, from
+** its ready queue.  Cancellation calls the wait's `abandon` hook, which
+** unlinks the node or, when the task was already woken, takes back what it
+** had been handed.
+*/
+
+#ifndef LUAIO_INTERNAL_H
+#define LUAIO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lauxlib.h"
+#include "luaio.h"
+
+struct task;
+
+/* An intrusive FIFO of waiters: the node lives in the waiting task. */
+typedef struct waitlist {
+  struct waiter *head, *tail;
+  size_t n;
+} waitlist;
+
+typedef struct waiter {
+  struct waiter *prev, *next;
+  waitlist *list; /* the list holding the node, NULL if none */
+} waiter;
+
+void luaio__list_push(waitlist *l, waiter *w);
+void luaio__list_remove(waiter *w);
+struct task *luaio__list_pop(waitlist *l); /* NULL when empty */
+
+/* How a wait is abandoned when its task is cancelled.  `woken` is 0 when
+   the task still waits (unlink the node and return 1) and 1 when it was
+   woken but has not run yet: return 1 after taking back or passing on
+   what the wake handed it (the values are still on the task's thread), or
+   0 to let the task see the result; its next wait raises then. */
+typedef struct waitops {
+  const char *what; /* for <task … waiting on X> */
+  int (*abandon)(struct task *t, int woken);
+} waitops;
+
+/* A node of the host's timer heap (sleeps and timeout deadlines). */
+typedef struct tnode {
+  uint64_t due; /* uv_hrtime() nanoseconds */
+  size_t index; /* 0: not in the heap */
+  void (*fire)(struct tnode *n);
+} tnode;
+
+/* A cancel scope: a task's root, a timeout, a group body or a shield. */
+typedef struct scope {
+  struct scope *parent;
+  struct task *task;
+  uint64_t id; /* CancelledError.scope */
+  unsigned char cancelled, shield, active;
+} scope;
+
+enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
+enum { END_NONE, END_OK, END_ERROR, END_CANCELLED }; /* how a task ended */
+
+/* Task user values. */
+enum { TUV_THREAD = 1, TUV_RESULT, TUV_NAME, TUV_EXTRA, TUV_COUNT = TUV_EXTRA };
+
+typedef struct task {
+  luaio *h;
+  lua_State *co; /* the task's thread; NULL when done */
+  int ref;       /* anchor in the host's live-task table */
+  unsigned char state, end, retrieved, wake_err, eager;
+  int nwake; /* values pushed on co for the next resume */
+  int nres;  /* results kept in TUV_RESULT (>1: a table) */
+  int spawn_line;
+  int cancel_msg; /* registry ref of t:cancel's message */
+  uint64_t id;
+  /* the wait in progress */
+  waiter w;
+  const waitops *wops;
+  void *wobj;
+  tnode sleep;
+  /* cancellation */
+  scope root;
+  scope *scope;        /* innermost */
+  unsigned ncancelled; /* cancelled scopes on the stack */
+  waitlist awaiters;   /* tasks in t:await() on this one */
+} task;
+
+#define container_of(p, type, field)                                           \
+  ((type *)((char *)(p)-offsetof(type, field)))
+
+struct luaio {
+  lua_State *L; /* the main thread */
+  uv_loop_t *loop;
+  uv_loop_t own_loop;
+  unsigned char owns_loop, owns_state, from_module, running, freeing;
+  unsigned char eager;
+  int eager_depth;
+  uv_check_t check; /* drains the ready queue */
+  uv_idle_t idle;   /* keeps poll from blocking while tasks are ready */
+  uv_timer_t timer; /* the earliest node of the heap */
+  task **ready;     /* ring buffer */
+  size_t rhead, rcount, rcap;
+  tnode **heap; /* 1-based binary min-heap */
+  size_t nheap, cheap;
+  task *current;
+  size_t ntasks; /* live tasks */
+  uint64_t next_id, next_scope;
+  int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
+  int nreported;     /* errors sent to on_error */
+  double budget_end; /* luaio_step: stop draining after this */
+  void (*on_error)(luaio *h, const char *message, void *ud);
+  void *ud;
+  uv_signal_t *sigs; /* the command's SIGINT/SIGTERM, if any */
+};
+
+/* host.c */
+luaio *luaio__host(lua_State *L); /* the host of upvalue 1 */
+void luaio__ready(task *t);
+void luaio__report(luaio *h, const char *msg);
+int luaio__drain(luaio *h);
+void luaio__run_main(luaio *h, task *t);
+
+/* task.c */
+extern const char luaio__marker; /* a task's own yields */
+task *luaio__spawn(lua_State *L, luaio *h, int nargs);
+task *luaio__totask(lua_State *L, int idx); /* NULL if not a task */
+task *luaio__checktask(lua_State *L, int idx);
+void luaio__pushtask(lua_State *L, task *t);
+void luaio__resume(luaio *h, task *t);
+int luaio__pushresults(lua_State *L, task *t, int raise);
+int luaio__await(lua_State *L, int shielded);
+void luaio__tasks_open(lua_State *L, luaio *h);
+void luaio__cancel_all(luaio *h);
+void luaio__report_unretrieved(luaio *h);
+void luaio__push_failure(lua_State *L, task *t, int ud);
+
+/* wait.c */
+task *luaio__enter_wait(lua_State *L, luaio *h);
+int luaio__wait(lua_State *L, task *t, const waitops *ops, void *obj,
+                lua_KContext ctx, lua_KFunction k);
+int luaio__resumed(lua_State *L, task *t); /* raises a pending error */
+void luaio__wake(task *t, lua_State *from, int n);
+int luaio__abandon_list(task *t, int woken);
+int luaio__k_values(lua_State *L, int status, lua_KContext ctx);
+
+/* scope.c */
+void luaio__scope_push(task *t, scope *s);
+void luaio__scope_pop(lua_State *L, task *t, scope *s);
+void luaio__scope_cancel(scope *s);
+scope *luaio__cancelled_scope(task *t); /* NULL if none takes effect */
+int luaio__task_cancel(task *t);
+void luaio__task_cancel_msg(lua_State *L, task *t, const char *msg);
+int luaio__shield_fn(lua_State *L, luaio *h);
+void luaio__scope_open(lua_State *L);
+
+/* timer.c */
+uint64_t luaio__now(void);
+void luaio__timer_add(luaio *h, tnode *n, uint64_t due);
+void luaio__timer_remove(luaio *h, tnode *n);
+void luaio__timer_fire(luaio *h);
+
+/* error.c */
+void luaio__error_open(lua_State *L);
+void luaio__error_push(lua_State *L, const char *type, const char *msg);
+int luaio__error_raise(lua_State *L, const char *type, const char *fmt, ...);
+int luaio__is_error(lua_State *L, int idx, const char *type);
+const char *luaio__push_errmsg(lua_State *L, int idx);
+void luaio__cancelled_push(lua_State *L, scope *s);
+uint64_t luaio__cancelled_scope_id(lua_State *L, int idx);
+
+/* coro.c */
+void luaio__coro_open(lua_State *L, luaio *h);
+
+/* module.c */
+luaio *luaio__open_host(lua_State *L);
+
+#endif

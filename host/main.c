@@ -1,0 +1,315 @@
+/*
+** main.c: the `luaio` command.  Takes lua5.4's options and runs each chunk
+** (-e, -l, the script) as the main task of a run, so top-level code may
+** wait.  SIGINT and SIGTERM cancel the main task; a second SIGINT exits.
+*/
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "lualib.h"
+
+#define PROGNAME "luaio"
+#define LUA_INIT_VAR "LUA_INIT"
+#define LUA_INITVARVERSION "LUA_INIT_5_4"
+
+typedef struct app {
+  luaio *h;
+  task *main; /* the task that runs now, if any */
+  int signo;  /* the signal that cancelled it */
+  uv_signal_t sigint, sigterm;
+} app;
+
+static void message(const char *msg) {
+  fprintf(stderr, "%s: %s\n", PROGNAME, msg);
+  fflush(stderr);
+}
+
+static void print_usage(const char *badoption) {
+  if (badoption[1] == 'e' || badoption[1] == 'l')
+    fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
+  else
+    fprintf(stderr, "%s: unrecognized option '%s'\n", PROGNAME, badoption);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables\n"
+          "  -W        turn warnings on\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n",
+          PROGNAME);
+}
+
+static void on_signal(uv_signal_t *s, int signo) {
+  app *a = s->data;
+  if (a->signo == SIGINT && signo == SIGINT) _exit(130); /* a second ^C */
+  a->signo = signo;
+  if (a->main != NULL) luaio__task_cancel_msg(a->h->L, a->main, "interrupted");
+}
+
+/* Run the function under its nargs arguments as the main task; 0 if it
+   succeeds, else the exit status, after reporting the failure. */
+static int run_main(app *a, int nargs) {
+  lua_State *L = a->h->L;
+  task *t = luaio__spawn(L, a->h, nargs);
+  int status = 0;
+  a->main = t;
+  luaio__run_main(a->h, t);
+  a->main = NULL;
+  if (t->end == END_CANCELLED && a->signo != 0)
+    status = 128 + a->signo;
+  else if (t->end != END_OK) {
+    luaio__push_failure(L, t, lua_gettop(L));
+    message(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    status = 1;
+  }
+  lua_pop(L, 1);
+  return status;
+}
+
+/* Report a chunk that does not compile; the message is on the stack. */
+static int load_failed(lua_State *L) {
+  message(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int dochunk(app *a, int loaded) {
+  if (loaded != LUA_OK) return load_failed(a->h->L);
+  return run_main(a, 0);
+}
+
+static int dostring(app *a, const char *s, const char *name) {
+  lua_State *L = a->h->L;
+  return dochunk(a, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l mod or -l g=mod: g = require(mod), run as a task. */
+static int dolibrary(app *a, const char *name) {
+  lua_State *L = a->h->L;
+  const char *eq = strchr(name, '=');
+  int status;
+  if (eq != NULL) {
+    lua_pushlstring(L, name, (size_t)(eq - name));
+    name = eq + 1;
+  } else
+    lua_pushstring(L, name);
+  lua_getglobal(L, "require");
+  lua_pushstring(L, name);
+  status = run_main(a, 1);
+  if (status == 0) {
+    /* require's result is gone with the task: it is in package.loaded */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, name);
+    lua_setglobal(L, lua_tostring(L, -4));
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  return status;
+}
+
+/* arg: the script at 0, its arguments from 1, the rest below. */
+static void createargtable(lua_State *L, char **argv, int argc, int script) {
+  int i, narg;
+  if (script == argc) script = 0; /* no script name */
+  narg = argc - (script + 1);
+  lua_createtable(L, narg, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int handle_script(app *a, char **argv) {
+  lua_State *L = a->h->L;
+  const char *fname = argv[0];
+  int status, n, i;
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL;
+  status = luaL_loadfile(L, fname);
+  if (status != LUA_OK) return load_failed(L);
+  lua_getglobal(L, "arg");
+  n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (i = 1; i <= n; i++)
+    lua_rawgeti(L, -i, i);
+  lua_remove(L, -i);
+  return run_main(a, n);
+}
+
+#define has_error 1
+#define has_i 2
+#define has_v 4
+#define has_e 8
+#define has_E 16
+
+/* As lua.c: which options are there, and where the script is. */
+static int collectargs(char **argv, int *first) {
+  int args = 0, i;
+  *first = 0;
+  if (argv[0] == NULL) return 0;
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args;
+    switch (argv[i][1]) {
+    case '-':
+      if (argv[i][2] != '\0') return has_error;
+      *first = i + 1;
+      return args;
+    case '\0':
+      return args;
+    case 'E':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_E;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0') return has_error;
+      break;
+    case 'i':
+      args |= has_i; /* fall through: -i implies -v */
+      /* FALLTHROUGH */
+    case 'v':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_v;
+      break;
+    case 'e':
+      args |= has_e; /* FALLTHROUGH */
+    case 'l':
+      if (argv[i][2] == '\0') {
+        i++;
+        if (argv[i] == NULL || argv[i][0] == '-') return has_error;
+      }
+      break;
+    default:
+      return has_error;
+    }
+  }
+  *first = i;
+  return args;
+}
+
+/* Run -e, -l and -W in order. */
+static int runargs(app *a, char **argv, int n) {
+  int i, status;
+  for (i = 1; i < n; i++) {
+    int option = argv[i][1];
+    switch (option) {
+    case 'e':
+    case 'l': {
+      const char *extra = argv[i] + 2;
+      if (*extra == '\0') extra = argv[++i];
+      status = option == 'e' ? dostring(a, extra, "=(command line)")
+                             : dolibrary(a, extra);
+      if (status != 0) return status;
+      break;
+    }
+    case 'W':
+      lua_warning(a->h->L, "@on", 0);
+      break;
+    }
+  }
+  return 0;
+}
+
+static int handle_luainit(app *a) {
+  const char *name = "=" LUA_INITVARVERSION;
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=" LUA_INIT_VAR;
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return 0;
+  if (init[0] == '@') return dochunk(a, luaL_loadfile(a->h->L, init + 1));
+  return dostring(a, init, name);
+}
+
+static void print_version(void) {
+  printf("%s on %s, libuv %s\n", LUAIO_VERSION, LUA_RELEASE,
+         uv_version_string());
+  fflush(stdout);
+}
+
+static int run(app *a, int argc, char **argv) {
+  lua_State *L = a->h->L;
+  int script = 0, status;
+  int args = collectargs(argv, &script);
+  if (args == has_error) {
+    print_usage(argv[script]);
+    return 1;
+  }
+  if (args & has_v) print_version();
+  createargtable(L, argv, argc, script);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luaio");
+  lua_call(L, 1, 1);
+  lua_setglobal(L, "aio");
+  if (!(args & has_E) && (status = handle_luainit(a)) != 0) return status;
+  if ((status = runargs(a, argv, script)) != 0) return status;
+  if (script < argc && (status = handle_script(a, argv + script)) != 0)
+    return status;
+  if (args & has_i) {
+    message("the interactive REPL is not available yet (-i)");
+    return 1;
+  }
+  if (script == argc && !(args & (has_e | has_v))) {
+    if (isatty(0)) {
+      print_version();
+      message("the interactive REPL is not available yet: give a script");
+      return 1;
+    }
+    return dochunk(a, luaL_loadfile(L, NULL));
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  app a;
+  luaio_config cfg;
+  lua_State *L;
+  int status;
+  memset(&a, 0, sizeof a);
+  /* The state is made here so that -E can act before the libraries
+     read the environment. */
+  L = luaL_newstate();
+  if (L == NULL) {
+    message("cannot create state: not enough memory");
+    return 1;
+  }
+  for (status = 1; status < argc && argv[status][0] == '-'; status++)
+    if (strcmp(argv[status], "-E") == 0) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    } else if (strcmp(argv[status], "--") == 0)
+      break;
+  luaL_openlibs(L);
+  luaio_config_init(&cfg);
+  cfg.L = L;
+  a.h = luaio_new(&cfg);
+  if (a.h == NULL) {
+    message("cannot create the event loop");
+    lua_close(L);
+    return 1;
+  }
+  uv_signal_init(luaio_loop(a.h), &a.sigint);
+  uv_signal_init(luaio_loop(a.h), &a.sigterm);
+  a.sigint.data = a.sigterm.data = &a;
+  uv_signal_start(&a.sigint, on_signal, SIGINT);
+  uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&a.sigint);
+  uv_unref((uv_handle_t *)&a.sigterm);
+  status = run(&a, argc, argv);
+  luaio_free(a.h);
+  lua_close(L);
+  return status;
+}

@@ -1,0 +1,107 @@
+/*
+** module.c: the `luaio` Lua module: aio.run, aio.spawn and the task
+** functions, and luaopen_luaio, which gathers every file's functions.
+*/
+
+#include "internal.h"
+
+static void check_callable(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, idx, "__call") == LUA_TNIL)
+      luaL_typeerror(L, idx, "function");
+    lua_pop(L, 1);
+  }
+}
+
+/* aio.run(fn, ...) -> ...: fn's results, or raises its error */
+static int aio_run(lua_State *L) {
+  luaio *h = luaio__host(L);
+  task *t;
+  check_callable(L, 1);
+  if (h->current != NULL) { /* inside a task: a new task, awaited */
+    luaio__spawn(L, h, lua_gettop(L) - 1);
+    return luaio__await(L, 0);
+  }
+  if (h->running)
+    return luaL_error(L, "aio.run: the event loop is already running");
+  t = luaio__spawn(L, h, lua_gettop(L) - 1);
+  luaio__run_main(h, t);
+  return luaio__pushresults(L, t, 1);
+}
+
+/* aio.spawn(fn, ...) -> task */
+static int aio_spawn(lua_State *L) {
+  luaio *h = luaio__host(L);
+  check_callable(L, 1);
+  if (h->current == NULL && !h->running)
+    return luaL_error(L, "no running event loop: spawn tasks from inside "
+                         "aio.run (or a script run by luaio)");
+  luaio__spawn(L, h, lua_gettop(L) - 1);
+  return 1;
+}
+
+/* aio.current_task() -> task | nil */
+static int aio_current_task(lua_State *L) {
+  luaio *h = luaio__host(L);
+  if (h->current == NULL) return 0;
+  luaio__pushtask(L, h->current);
+  return 1;
+}
+
+/* aio.all_tasks() -> array of the tasks not yet done */
+static int aio_all_tasks(lua_State *L) {
+  luaio *h = luaio__host(L);
+  lua_Integer n = 0;
+  lua_createtable(L, (int)h->ntasks, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -1) == LUA_TUSERDATA)
+      lua_rawseti(L, -4, ++n);
+    else
+      lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* aio.set_eager(on): start spawned tasks at once, until they first wait */
+static int aio_set_eager(lua_State *L) {
+  luaio__host(L)->eager = (unsigned char)lua_toboolean(L, 1);
+  return 0;
+}
+
+/* aio.shield(task) -> ... | aio.shield(fn, ...) -> ... */
+static int aio_shield(lua_State *L) {
+  luaio *h = luaio__host(L);
+  if (lua_type(L, 1) == LUA_TUSERDATA && luaio__totask(L, 1) != NULL)
+    return luaio__await(L, 1);
+  check_callable(L, 1);
+  return luaio__shield_fn(L, h);
+}
+
+static const luaL_Reg funcs[] = {{"run", aio_run},
+                                 {"spawn", aio_spawn},
+                                 {"current_task", aio_current_task},
+                                 {"all_tasks", aio_all_tasks},
+                                 {"set_eager", aio_set_eager},
+                                 {"shield", aio_shield},
+                                 {NULL, NULL}};
+
+extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[];
+
+static const luaL_Reg *const all_funcs[] = {funcs, luaio__timer_funcs,
+                                            luaio__error_funcs, NULL};
+
+int luaopen_luaio(lua_State *L) {
+  luaio *h = luaio__open_host(L);
+  int i;
+  lua_newtable(L);
+  for (i = 0; all_funcs[i] != NULL; i++) {
+    lua_pushlightuserdata(L, h);
+    luaL_setfuncs(L, all_funcs[i], 1);
+  }
+  lua_pushliteral(L, LUAIO_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

@@ -1,0 +1,120 @@
+/*
+** scope.c: cancel scopes, level-triggered cancellation, aio.shield.
+**
+** Each task has a stack of scopes.  A wait raises CancelledError while any
+** scope between the innermost one and the nearest shield is cancelled; the
+** error names the outermost such scope, which is the one that catches it.
+*/
+
+#include "internal.h"
+
+/* The registry key of the shield scopes' metatable. */
+static const char scopekey = 's';
+
+void luaio__scope_push(task *t, scope *s) {
+  s->parent = t->scope;
+  s->task = t;
+  s->id = t->h->next_scope++;
+  s->cancelled = 0;
+  s->active = 1;
+  t->scope = s;
+}
+
+void luaio__scope_pop(lua_State *L, task *t, scope *s) {
+  if (!s->active) return;
+  if (t->scope != s)
+    luaL_error(L, "scopes closed out of order: close a timeout, task group "
+                  "or shield before the scope around it");
+  t->scope = s->parent;
+  s->active = 0;
+  if (s->cancelled) t->ncancelled--;
+}
+
+scope *luaio__cancelled_scope(task *t) {
+  scope *s, *found = NULL;
+  if (t->ncancelled == 0) return NULL;
+  for (s = t->scope; s != NULL; s = s->parent) {
+    if (s->cancelled) found = s;
+    if (s->shield) break;
+  }
+  return found;
+}
+
+/* Interrupt the task's wait if a cancellation now takes effect on it. */
+static void interrupt(task *t) {
+  lua_State *co = t->co;
+  scope *s;
+  int woken;
+  if (t->state == T_WAITING)
+    woken = 0;
+  else if (t->state == T_READY && !t->wake_err && t->wops != NULL)
+    woken = 1;
+  else
+    return; /* new, running or already interrupted: its next wait raises */
+  s = luaio__cancelled_scope(t);
+  if (s == NULL || !t->wops->abandon(t, woken)) return;
+  t->wops = NULL;
+  if (woken) lua_pop(co, t->nwake);
+  lua_checkstack(co, 4);
+  luaio__cancelled_push(co, s);
+  t->nwake = 1;
+  t->wake_err = 1;
+  if (!woken) luaio__ready(t);
+}
+
+void luaio__scope_cancel(scope *s) {
+  if (s->cancelled) return;
+  s->cancelled = 1;
+  if (!s->active) return;
+  s->task->ncancelled++;
+  interrupt(s->task);
+}
+
+/* Ask a task to stop; 0 when it has already finished. */
+int luaio__task_cancel(task *t) {
+  if (t->state == T_DONE) return 0;
+  luaio__scope_cancel(&t->root);
+  return 1;
+}
+
+/* A shield's scope is a to-be-closed value on the C stack of aio.shield. */
+static int scope_close(lua_State *L) {
+  scope *s = lua_touserdata(L, 1);
+  if (s->active) luaio__scope_pop(L, s->task, s);
+  return 0;
+}
+
+static int k_shield(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L) - 1;
+}
+
+/* aio.shield(fn, ...) -> ...: run fn in the calling task, protected from
+   cancellation; a pending cancellation is delivered at the next wait. */
+int luaio__shield_fn(lua_State *L, luaio *h) {
+  task *t = h->current;
+  scope *s;
+  if (t == NULL) {
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+  }
+  s = lua_newuserdatauv(L, sizeof *s, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &scopekey);
+  lua_setmetatable(L, -2);
+  lua_insert(L, 1);
+  lua_toclose(L, 1);
+  luaio__scope_push(t, s);
+  s->shield = 1;
+  lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, k_shield);
+  return k_shield(L, LUA_OK, 0);
+}
+
+void luaio__scope_open(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, scope_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushliteral(L, "luaio.shield");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &scopekey);
+}

@@ -1,0 +1,637 @@
+/*
+** task.c: tasks.  Spawning, resuming, finishing, awaiting, the Task methods.
+**
+** A task is a userdata holding a Lua thread.  The thread runs task_main,
+** which calls the task's function under a yieldable pcall: errors unwind
+** inside the task (so `__close` handlers may wait), and the message handler
+** keeps the traceback from the point of the error.  A finished task's
+** thread goes back to a pool for the next spawn.
+*/
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define POOL_MAX 4096 /* idle threads kept for reuse */
+#define EAGER_MAX 16  /* eager starts nested inside each other */
+
+/* The registry keys of the Task metatable and of the one of failed tasks
+   (it adds __gc). */
+static const char taskkey = 't';
+static const char failedkey = 'f';
+
+task *luaio__totask(lua_State *L, int idx) {
+  task *t = lua_touserdata(L, idx);
+  if (t == NULL || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &taskkey);
+  if (!lua_rawequal(L, -1, -2)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &failedkey);
+    if (!lua_rawequal(L, -1, -3)) t = NULL;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return t;
+}
+
+task *luaio__checktask(lua_State *L, int idx) {
+  task *t = lua_type(L, idx) == LUA_TUSERDATA ? luaio__totask(L, idx) : NULL;
+  if (t == NULL) luaL_typeerror(L, idx, "luaio.Task");
+  return t;
+}
+
+void luaio__pushtask(lua_State *L, task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->h->tasks_ref);
+  lua_rawgeti(L, -1, t->ref);
+  lua_remove(L, -2);
+}
+
+/* The table of rarely used fields of the task at idx, made on demand; until
+   then the slot holds only the function that spawned the task. */
+static void push_extra(lua_State *L, int idx) {
+  int type;
+  idx = lua_absindex(L, idx);
+  type = lua_getiuservalue(L, idx, TUV_EXTRA);
+  if (type == LUA_TTABLE) return;
+  lua_createtable(L, 0, 4);
+  if (type == LUA_TFUNCTION) {
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "spawner");
+  } else
+    lua_remove(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, TUV_EXTRA);
+}
+
+/* Names and reports. */
+
+static void push_name(lua_State *L, task *t, int idx) {
+  if (lua_getiuservalue(L, idx, TUV_NAME) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  }
+}
+
+/* "task 'Task-3' (spawned at script.lua:12)" for the task at idx. */
+static void push_where(lua_State *L, task *t, int idx) {
+  lua_Debug ar;
+  idx = lua_absindex(L, idx);
+  lua_pushliteral(L, "task '");
+  push_name(L, t, idx);
+  push_extra(L, idx);
+  if (lua_getfield(L, -1, "spawner") == LUA_TFUNCTION) {
+    lua_getinfo(L, ">S", &ar);
+    lua_pushfstring(L, "' (spawned at %s:%d)", ar.short_src, t->spawn_line);
+  } else {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "'");
+  }
+  lua_remove(L, -2);
+  lua_concat(L, 3);
+}
+
+/* The chain of tasks awaiting t: "\nawaited by task 'A' (…)" lines. */
+static void push_awaiters(lua_State *L, task *t, int depth) {
+  luaL_Buffer b;
+  waiter *w;
+  luaL_buffinit(L, &b);
+  for (w = t->awaiters.head; w != NULL && depth < 16; w = w->next) {
+    task *a = container_of(w, task, w);
+    luaL_addstring(&b, "\n  awaited by ");
+    luaio__pushtask(L, a);
+    push_where(L, a, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+    push_awaiters(L, a, depth + 1);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
+/* The message handler of task_main: keeps the report of a failure, with
+   the traceback from where it was raised. */
+static int task_msgh(lua_State *L) {
+  luaio *h;
+  task *t;
+  if (luaio__is_error(L, 1, "CancelledError")) return 1;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &luaio__marker);
+  h = lua_touserdata(L, -1);
+  lua_settop(L, 1);
+  if (h == NULL || (t = h->current) == NULL) return 1;
+  luaio__pushtask(L, t);    /* 2 */
+  luaio__push_errmsg(L, 1); /* 3 */
+  luaL_traceback(L, L, lua_tostring(L, 3), 1);
+  lua_pushliteral(L, "\nin ");
+  push_where(L, t, 2);
+  push_awaiters(L, t, 0);
+  lua_concat(L, 4); /* 4: the report */
+  push_extra(L, 2); /* 5 */
+  /* An error re-raised from an awaited task keeps that task's report. */
+  if (lua_getfield(L, 5, "cause") == LUA_TUSERDATA) {
+    task *c = lua_touserdata(L, 6);
+    lua_getiuservalue(L, 6, TUV_RESULT);
+    if (c->end == END_ERROR && lua_rawequal(L, 7, 1)) {
+      push_extra(L, 6);
+      if (lua_getfield(L, 8, "traceback") == LUA_TSTRING) {
+        lua_pushliteral(L, "\nre-raised by:\n");
+        lua_pushvalue(L, 4);
+        lua_concat(L, 3);
+        lua_replace(L, 4);
+      }
+    }
+  }
+  lua_settop(L, 5);
+  lua_pushvalue(L, 4);
+  lua_setfield(L, 5, "traceback");
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int k_task_main(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  lua_pushboolean(L, status == LUA_OK || status == LUA_YIELD);
+  lua_replace(L, 1);
+  return lua_gettop(L);
+}
+
+/* The body of every task's thread: ok, results… | false, error. */
+static int task_main(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushcfunction(L, task_msgh);
+  lua_insert(L, 1);
+  return k_task_main(L, lua_pcallk(L, n - 1, LUA_MULTRET, 1, 0, k_task_main),
+                     0);
+}
+
+/* Spawning. */
+
+/* Start the function under its nargs arguments on L's stack as a task,
+   leaving the Task in their place. */
+task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
+  lua_State *co;
+  lua_Debug ar;
+  task *t;
+  if (!lua_checkstack(L, 6)) luaL_error(L, "stack overflow");
+  t = lua_newuserdatauv(L, sizeof *t, TUV_COUNT);
+  memset(t, 0, sizeof *t);
+  t->h = h;
+  t->id = h->next_id++;
+  t->cancel_msg = LUA_NOREF;
+  t->root.task = t;
+  t->root.id = h->next_scope++;
+  t->root.active = 1;
+  t->scope = &t->root;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->task_mt_ref);
+  lua_setmetatable(L, -2);
+  if (h->npool > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
+    lua_rawgeti(L, -1, h->npool--);
+    lua_remove(L, -2);
+    co = lua_tothread(L, -1);
+  } else
+    co = lua_newthread(L);
+  t->co = co;
+  lua_setiuservalue(L, -2, TUV_THREAD);
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
+    t->spawn_line = ar.currentline;
+    lua_setiuservalue(L, -2, TUV_EXTRA);
+  }
+  lua_insert(L, -(nargs + 2));
+  lua_pushcfunction(co, task_main);
+  lua_xmove(L, co, nargs + 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  lua_pushvalue(L, -2);
+  t->ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  t->state = T_NEW;
+  h->ntasks++;
+  if (h->eager && h->current != NULL && h->eager_depth < EAGER_MAX) {
+    task *self = h->current;
+    h->eager_depth++;
+    self->state = T_READY; /* not waiting, not running: cannot be woken */
+    luaio__resume(h, t);
+    self->state = T_RUNNING;
+    h->current = self;
+    h->eager_depth--;
+  } else
+    luaio__ready(t);
+  return t;
+}
+
+/* Finishing. */
+
+static void run_callbacks(lua_State *L, int ud) {
+  int i, n;
+  push_extra(L, ud);
+  if (lua_getfield(L, -1, "callbacks") != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return;
+  }
+  n = (int)lua_rawlen(L, -1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_pushvalue(L, ud);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      luaio *h = ((task *)lua_touserdata(L, ud))->h;
+      lua_pushfstring(L, "error in a task's done callback: %s",
+                      luaL_tolstring(L, -1, NULL));
+      luaio__report(h, lua_tostring(L, -1));
+      lua_pop(L, 3);
+    }
+  }
+  lua_pop(L, 2);
+}
+
+static void finish(luaio *h, task *t, int status, int nres) {
+  lua_State *L = h->L, *co = t->co;
+  int ud, ok = 0, n = 0;
+  lua_checkstack(L, 12);
+  luaio__pushtask(L, t);
+  ud = lua_gettop(L);
+  if (status == LUA_OK) {
+    ok = lua_toboolean(co, -nres);
+    n = nres - 1;
+  } else { /* an error outside task_main's pcall: memory, or a bad yield */
+    n = 1;
+    if (status == LUA_YIELD) {
+      lua_pushliteral(co, "coroutine.yield at a task's top level: use "
+                          "aio.sleep(0) to let other tasks run");
+    }
+  }
+  if (ok) {
+    t->end = END_OK;
+    t->nres = n;
+    if (n == 1) {
+      lua_xmove(co, L, 1);
+      lua_setiuservalue(L, ud, TUV_RESULT);
+    } else if (n > 1) {
+      int i;
+      lua_checkstack(L, 3);
+      lua_createtable(L, n, 0);
+      for (i = n; i >= 1; i--) {
+        lua_xmove(co, L, 1);
+        lua_rawseti(L, -2, i);
+      }
+      lua_setiuservalue(L, ud, TUV_RESULT);
+    }
+  } else {
+    lua_xmove(co, L, 1);
+    t->end =
+        luaio__is_error(L, -1, "CancelledError") ? END_CANCELLED : END_ERROR;
+    lua_setiuservalue(L, ud, TUV_RESULT);
+  }
+  /* The thread goes back to the pool, fit for a new task_main. */
+  lua_getiuservalue(L, ud, TUV_THREAD);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ud, TUV_THREAD);
+  if (status == LUA_OK && h->npool < POOL_MAX) {
+    lua_settop(co, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, ++h->npool);
+  } else if (status != LUA_OK)
+    lua_resetthread(co);
+  lua_settop(L, ud);
+  t->co = NULL;
+  t->state = T_DONE;
+  h->ntasks--;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  luaL_unref(L, -1, t->ref);
+  lua_pop(L, 1);
+  t->ref = LUA_NOREF;
+  if (t->cancel_msg != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg);
+    t->cancel_msg = LUA_NOREF;
+  }
+  if (t->end == END_ERROR) {
+    /* Reported by __gc or at the end of the run unless retrieved. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &failedkey);
+    lua_setmetatable(L, ud);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->failed_ref);
+    lua_pushvalue(L, ud);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  while (t->awaiters.head != NULL)
+    luaio__wake(luaio__list_pop(&t->awaiters), NULL, 0);
+  if (lua_getiuservalue(L, ud, TUV_EXTRA) == LUA_TTABLE) run_callbacks(L, ud);
+  lua_settop(L, ud - 1);
+}
+
+/* Resume a ready task with what it was woken with, from the scheduler. */
+void luaio__resume(luaio *h, task *t) {
+  lua_State *co = t->co;
+  task *prev = h->current;
+  int nargs, nres, status;
+  if (t->state == T_NEW) {
+    nargs = lua_gettop(co) - 1;
+    if (t->root.cancelled) { /* cancelled before it started */
+      lua_settop(co, 0);
+      lua_pushboolean(co, 0);
+      luaio__cancelled_push(co, &t->root);
+      finish(h, t, LUA_OK, 2);
+      return;
+    }
+  } else {
+    nargs = t->nwake;
+    t->nwake = 0;
+  }
+  t->state = T_RUNNING;
+  t->wops = NULL;
+  h->current = t;
+  status = lua_resume(co, h->L, nargs, &nres);
+  h->current = prev;
+  if (status == LUA_YIELD && nres == 1 &&
+      lua_touserdata(co, -1) == &luaio__marker) {
+    lua_pop(co, 1);
+    return;
+  }
+  if (status == LUA_YIELD) lua_pop(co, nres); /* a stray coroutine.yield */
+  finish(h, t, status, status == LUA_OK ? nres : 1);
+}
+
+/* Push the results of a finished task, or raise (or push) its error. */
+int luaio__pushresults(lua_State *L, task *t, int raise) {
+  int ud = lua_gettop(L), i;
+  if (t->end == END_OK) {
+    if (t->nres == 0) return 0;
+    lua_getiuservalue(L, ud, TUV_RESULT);
+    if (t->nres == 1) return 1;
+    luaL_checkstack(L, t->nres, "too many results");
+    for (i = 1; i <= t->nres; i++)
+      lua_rawgeti(L, ud + 1, i);
+    return t->nres;
+  }
+  t->retrieved = 1;
+  lua_getiuservalue(L, ud, TUV_RESULT);
+  if (raise) return lua_error(L);
+  return 1;
+}
+
+/* Awaiting. */
+
+static int await_abandon(task *self, int woken) {
+  task *t = self->wobj;
+  if (!woken) luaio__list_remove(&self->w);
+  luaio__task_cancel(t); /* cancelling the waiter cancels the awaited */
+  return 1;
+}
+
+static const waitops await_ops = {"await", await_abandon};
+static const waitops shield_ops = {"shield", luaio__abandon_list};
+
+static int k_await(lua_State *L, int status, lua_KContext ctx) {
+  task *t = lua_touserdata(L, 1);
+  (void)ctx;
+  if (status == LUA_YIELD) luaio__resumed(L, t->h->current);
+  lua_settop(L, 1);
+  if (t->end != END_OK && t->h->current != NULL) {
+    luaio__pushtask(L, t->h->current);
+    push_extra(L, -1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "cause");
+    lua_settop(L, 1);
+  }
+  return luaio__pushresults(L, t, 1);
+}
+
+/* Wait for the task at index 1 and return its results; `shielded`: the
+   caller's cancellation does not reach it. */
+int luaio__await(lua_State *L, int shielded) {
+  task *t = luaio__checktask(L, 1), *self;
+  lua_settop(L, 1);
+  if (t->state == T_DONE) return k_await(L, LUA_OK, 0);
+  self = luaio__enter_wait(L, t->h);
+  if (self == t)
+    return luaio__error_raise(L, "InvalidStateError",
+                              "a task cannot await itself");
+  luaio__list_push(&t->awaiters, &self->w);
+  return luaio__wait(L, self, shielded ? &shield_ops : &await_ops, t, 0,
+                     k_await);
+}
+
+/* The Task methods. */
+
+/* t:await() -> ... */
+static int task_await(lua_State *L) { return luaio__await(L, 0); }
+
+/* Cancel t; its CancelledError says msg. */
+void luaio__task_cancel_msg(lua_State *L, task *t, const char *msg) {
+  if (t->state != T_DONE && t->cancel_msg == LUA_NOREF) {
+    lua_pushstring(L, msg);
+    t->cancel_msg = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  luaio__task_cancel(t);
+}
+
+/* t:cancel([msg]) -> boolean: false if the task is already done */
+static int task_cancel(lua_State *L) {
+  task *t = luaio__checktask(L, 1);
+  if (lua_isnoneornil(L, 2))
+    lua_pushboolean(L, luaio__task_cancel(t));
+  else {
+    lua_pushboolean(L, t->state != T_DONE);
+    luaio__task_cancel_msg(L, t, luaL_tolstring(L, 2, NULL));
+  }
+  return 1;
+}
+
+/* t:done() -> boolean */
+static int task_done(lua_State *L) {
+  lua_pushboolean(L, luaio__checktask(L, 1)->state == T_DONE);
+  return 1;
+}
+
+/* t:cancelled() -> boolean */
+static int task_cancelled(lua_State *L) {
+  lua_pushboolean(L, luaio__checktask(L, 1)->end == END_CANCELLED);
+  return 1;
+}
+
+/* t:result() -> ... (raises the task's error; InvalidStateError if
+   not done) */
+static int task_result(lua_State *L) {
+  task *t = luaio__checktask(L, 1);
+  lua_settop(L, 1);
+  if (t->state != T_DONE)
+    return luaio__error_raise(L, "InvalidStateError", "result is not set");
+  return luaio__pushresults(L, t, 1);
+}
+
+/* t:error() -> error | nil */
+static int task_error(lua_State *L) {
+  task *t = luaio__checktask(L, 1);
+  lua_settop(L, 1);
+  if (t->state != T_DONE)
+    return luaio__error_raise(L, "InvalidStateError", "task is not done");
+  if (t->end == END_OK) return 0;
+  return luaio__pushresults(L, t, 0);
+}
+
+/* t:add_done_callback(fn): fn(t) once the task is done (at once if it is) */
+static int task_add_done_callback(lua_State *L) {
+  task *t = luaio__checktask(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (t->state == T_DONE) {
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+    return 0;
+  }
+  push_extra(L, 1);
+  if (lua_getfield(L, -1, "callbacks") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "callbacks");
+  }
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* t:name() -> string */
+static int task_name(lua_State *L) {
+  push_name(L, luaio__checktask(L, 1), 1);
+  return 1;
+}
+
+/* t:set_name(s) */
+static int task_set_name(lua_State *L) {
+  luaio__checktask(L, 1);
+  luaL_tolstring(L, 2, NULL);
+  lua_setiuservalue(L, 1, TUV_NAME);
+  return 0;
+}
+
+/* t:traceback() -> string | nil: where a failed task failed */
+static int task_traceback(lua_State *L) {
+  task *t = luaio__checktask(L, 1);
+  if (t->end != END_ERROR) return 0;
+  push_extra(L, 1);
+  lua_getfield(L, -1, "traceback");
+  return 1;
+}
+
+static const char *const state_names[] = {"pending", "pending", "running",
+                                          "pending", "done"};
+
+/* tostring(t) -> "<task 3 "name" pending>" */
+static int task_tostring(lua_State *L) {
+  task *t = luaio__checktask(L, 1);
+  const char *st = state_names[t->state];
+  if (t->end == END_CANCELLED) st = "cancelled";
+  if (t->end == END_ERROR) st = "failed";
+  push_name(L, t, 1);
+  lua_pushfstring(L, "<task %I \"%s\" %s", (lua_Integer)t->id,
+                  lua_tostring(L, -1), st);
+  if (t->state == T_WAITING && t->wops != NULL)
+    lua_pushfstring(L, " in %s>", t->wops->what);
+  else
+    lua_pushliteral(L, ">");
+  lua_concat(L, 2);
+  return 1;
+}
+
+/* What a failed task at ud reports: its error with the traceback of where
+   it was raised, the task and the tasks awaiting it. */
+void luaio__push_failure(lua_State *L, task *t, int ud) {
+  push_extra(L, ud);
+  if (lua_getfield(L, -1, "traceback") != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_getiuservalue(L, ud, TUV_RESULT);
+    luaio__push_errmsg(L, -1);
+    lua_remove(L, -2);
+    lua_pushliteral(L, "\nin ");
+    push_where(L, t, ud);
+    lua_concat(L, 3);
+  }
+  lua_remove(L, -2);
+}
+
+static void report(lua_State *L, task *t, int ud) {
+  if (t->retrieved) return;
+  t->retrieved = 1;
+  lua_pushliteral(L, "Task exception was never retrieved\n");
+  luaio__push_failure(L, t, ud);
+  lua_concat(L, 2);
+  luaio__report(t->h, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+/* __gc of failed tasks: report an error nobody retrieved. */
+static int task_gc(lua_State *L) {
+  task *t = lua_touserdata(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &luaio__marker);
+  if (lua_touserdata(L, -1) == t->h && !t->h->freeing) report(L, t, 1);
+  return 0;
+}
+
+void luaio__report_unretrieved(luaio *h) {
+  lua_State *L = h->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->failed_ref);
+  lua_pushnil(L);
+  while (lua_next(L, top + 1)) {
+    lua_pop(L, 1);
+    report(L, lua_touserdata(L, -1), top + 2);
+  }
+  lua_newtable(L); /* start afresh: the keys above are reported */
+  lua_pushvalue(L, top + 1);
+  lua_getmetatable(L, -1);
+  lua_setmetatable(L, -3);
+  lua_pop(L, 1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, h->failed_ref);
+  lua_settop(L, top);
+}
+
+/* Cancel every live task (the end of a run, luaio_free, a deadlock). */
+void luaio__cancel_all(luaio *h) {
+  lua_State *L = h->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    task *t = lua_touserdata(L, -1);
+    if (t != NULL) luaio__task_cancel(t);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg task_methods[] = {
+    {"await", task_await},
+    {"cancel", task_cancel},
+    {"done", task_done},
+    {"cancelled", task_cancelled},
+    {"result", task_result},
+    {"error", task_error},
+    {"add_done_callback", task_add_done_callback},
+    {"name", task_name},
+    {"set_name", task_set_name},
+    {"traceback", task_traceback},
+    {NULL, NULL}};
+
+static void new_task_mt(lua_State *L, int with_gc) {
+  lua_createtable(L, 0, 4);
+  luaL_newlib(L, task_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, task_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "luaio.Task");
+  lua_setfield(L, -2, "__name");
+  if (with_gc) {
+    lua_pushcfunction(L, task_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+}
+
+void luaio__tasks_open(lua_State *L, luaio *h) {
+  new_task_mt(L, 0);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &taskkey);
+  h->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  new_task_mt(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &failedkey);
+  lua_pushlightuserdata(L, h); /* for task_msgh */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &luaio__marker);
+}
