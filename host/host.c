@@ -135,6 +135,7 @@ static void attach(luaio *h, lua_State *L) {
   lua_setmetatable(L, -2);
   h->failed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaio__error_open(L);
+  luaio__scope_open(L);
   luaio__tasks_open(L, h);
   luaio__coro_open(L, h);
 }

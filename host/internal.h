@@ -47,6 +47,18 @@ typedef struct waitops {
   int (*abandon)(struct task *t, int woken);
 } waitops;
 
+/* A watch: C code told when a task finishes (gather, wait, task groups).
+   The node lives in the watcher's own memory; `done` runs from the
+   scheduler right after the task finished, and may only wake or cancel. */
+typedef struct watch {
+  struct watch *prev, *next;
+  struct task *task; /* watched; NULL if unlinked */
+  void (*done)(struct watch *w);
+} watch;
+
+void luaio__watch(struct task *t, watch *w); /* t must not be done */
+void luaio__unwatch(watch *w);
+
 /* A node of the host's timer heap (sleeps and timeout deadlines). */
 typedef struct tnode {
   uint64_t due; /* uv_hrtime() nanoseconds */
@@ -88,6 +100,7 @@ typedef struct task {
   scope *scope;        /* innermost */
   unsigned ncancelled; /* cancelled scopes on the stack */
   waitlist awaiters;   /* tasks in t:await() on this one */
+  watch *watches;      /* C code told when this one finishes */
 } task;
 
 #define container_of(p, type, field)                                           \
@@ -175,6 +188,11 @@ uint64_t luaio__cancelled_scope_id(lua_State *L, int idx);
 
 /* coro.c */
 void luaio__coro_open(lua_State *L, luaio *h);
+
+/* The functions each file adds to the module table. */
+extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[],
+    luaio__timeout_funcs[], luaio__taskgroup_funcs[], luaio__combine_funcs[],
+    luaio__sync_funcs[], luaio__queue_funcs[];
 
 /* module.c */
 luaio *luaio__open_host(lua_State *L);

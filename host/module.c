@@ -88,10 +88,15 @@ static const luaL_Reg funcs[] = {{"run", aio_run},
                                  {"shield", aio_shield},
                                  {NULL, NULL}};
 
-extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[];
-
-static const luaL_Reg *const all_funcs[] = {funcs, luaio__timer_funcs,
-                                            luaio__error_funcs, NULL};
+static const luaL_Reg *const all_funcs[] = {funcs,
+                                            luaio__timer_funcs,
+                                            luaio__error_funcs,
+                                            luaio__timeout_funcs,
+                                            luaio__taskgroup_funcs,
+                                            luaio__combine_funcs,
+                                            luaio__sync_funcs,
+                                            luaio__queue_funcs,
+                                            NULL};
 
 int luaopen_luaio(lua_State *L) {
   luaio *h = luaio__open_host(L);

@@ -220,6 +220,25 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
 
 /* Finishing. */
 
+void luaio__watch(task *t, watch *w) {
+  w->task = t;
+  w->prev = NULL;
+  w->next = t->watches;
+  if (t->watches) t->watches->prev = w;
+  t->watches = w;
+}
+
+void luaio__unwatch(watch *w) {
+  if (w->task == NULL) return;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    w->task->watches = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->task = NULL;
+  w->prev = w->next = NULL;
+}
+
 static void run_callbacks(lua_State *L, int ud) {
   int i, n;
   push_extra(L, ud);
@@ -315,6 +334,11 @@ static void finish(luaio *h, task *t, int status, int nres) {
   }
   while (t->awaiters.head != NULL)
     luaio__wake(luaio__list_pop(&t->awaiters), NULL, 0);
+  while (t->watches != NULL) {
+    watch *w = t->watches;
+    luaio__unwatch(w);
+    w->done(w);
+  }
   if (lua_getiuservalue(L, ud, TUV_EXTRA) == LUA_TTABLE) run_callbacks(L, ud);
   lua_settop(L, ud - 1);
 }

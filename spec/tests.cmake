@@ -3,15 +3,12 @@
 find_program(BUSTED busted REQUIRED)
 find_program(LUA54 lua5.4 REQUIRED)
 file(GLOB LUAIO_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
-set(SPEC_ENV "LUA_CPATH=${CMAKE_BINARY_DIR}/lua/?.so\;;"
-             "LUA_PATH=${CMAKE_SOURCE_DIR}/spec/?.lua\;;"
-             "LUAIO=$<TARGET_FILE:luaio>")
 foreach(spec ${LUAIO_SPECS})
   get_filename_component(name ${spec} NAME_WE)
-  add_test(NAME host:${name}
-    COMMAND $<TARGET_FILE:luaio> ${BUSTED} --output=TAP ${spec})
-  add_test(NAME lua:${name}
-    COMMAND ${LUA54} ${BUSTED} --output=TAP ${spec})
+  add_test(NAME host:${name} COMMAND ${CMAKE_SOURCE_DIR}/spec/run.sh
+    ${CMAKE_BINARY_DIR} $<TARGET_FILE:luaio> ${spec})
+  add_test(NAME lua:${name} COMMAND ${CMAKE_SOURCE_DIR}/spec/run.sh
+    ${CMAKE_BINARY_DIR} ${LUA54} ${spec})
   set_tests_properties(host:${name} lua:${name} PROPERTIES
-    ENVIRONMENT "${SPEC_ENV}" WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 300)
 endforeach()

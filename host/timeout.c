@@ -1,0 +1,7 @@
+/*
+** timeout.c
+*/
+
+#include "internal.h"
+
+const luaL_Reg luaio__timeout_funcs[] = {{NULL, NULL}};

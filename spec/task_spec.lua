@@ -1,0 +1,201 @@
+-- Tasks: spawning, awaiting, results and errors, names, callbacks.
+local aio = require "luaio"
+
+local function run(fn) return aio.run(fn) end
+
+describe("tasks", function()
+  it("return every result of the function, nils included", function()
+    run(function()
+      local t = aio.spawn(function(a, b) return a, nil, b end, 1, 2)
+      local x, y, z = t:await()
+      assert.are.same({1, nil, 2}, {x, y, z})
+      assert.is_true(t:done())
+      assert.are.same({1, nil, 2}, {t:result()})
+    end)
+  end)
+
+  it("start at the next turn, in spawn order", function()
+    run(function()
+      local order = {}
+      local a = aio.spawn(function() order[#order + 1] = "a" end)
+      local b = aio.spawn(function() order[#order + 1] = "b" end)
+      order[#order + 1] = "main"
+      a:await(); b:await()
+      assert.are.same({"main", "a", "b"}, order)
+    end)
+  end)
+
+  it("re-raise the same error value when awaited", function()
+    run(function()
+      local e = {"mine"}
+      local t = aio.spawn(function() aio.sleep(0) error(e) end)
+      local ok, got = pcall(t.await, t)
+      assert.is_false(ok)
+      assert.equal(e, got)
+      assert.equal(e, t:error())
+      assert.is_false(t:cancelled())
+    end)
+  end)
+
+  it("raise InvalidStateError for result() before done", function()
+    run(function()
+      local t = aio.spawn(function() aio.sleep(0.01) end)
+      local ok, e = pcall(t.result, t)
+      assert.is_false(ok)
+      assert.is_true(aio.is_error(e, "InvalidStateError"))
+      t:await()
+    end)
+  end)
+
+  it("cannot await themselves", function()
+    run(function()
+      local ok, e = pcall(function() return aio.current_task():await() end)
+      assert.is_false(ok)
+      assert.is_true(aio.is_error(e, "InvalidStateError"))
+    end)
+  end)
+
+  it("have names and print what they are", function()
+    run(function()
+      local t = aio.spawn(function() aio.sleep(0) end)
+      assert.matches("^Task%-%d+$", t:name())
+      t:set_name("fetch")
+      assert.equal("fetch", t:name())
+      assert.matches('^<task %d+ "fetch" pending>$', tostring(t))
+      t:await()
+      assert.matches('^<task %d+ "fetch" done>$', tostring(t))
+    end)
+  end)
+
+  it("call done callbacks once, with the task", function()
+    run(function()
+      local seen = {}
+      local t = aio.spawn(function() return 1 end)
+      t:add_done_callback(function(x) seen[#seen + 1] = x end)
+      t:await()
+      aio.sleep(0)
+      assert.are.same({t}, seen)
+      t:add_done_callback(function(x) seen[#seen + 1] = x end)
+      assert.equal(2, #seen)
+    end)
+  end)
+
+  it("are listed by all_tasks until done", function()
+    run(function()
+      local t = aio.spawn(function() aio.sleep(0.01) end)
+      local found = false
+      for _, x in ipairs(aio.all_tasks()) do found = found or x == t end
+      assert.is_true(found)
+      assert.equal(aio.current_task(), aio.current_task())
+      t:await()
+      for _, x in ipairs(aio.all_tasks()) do assert.are_not.equal(t, x) end
+    end)
+  end)
+
+  it("keep a traceback with the failing line", function()
+    run(function()
+      local t = aio.spawn(function()
+        aio.sleep(0)
+        error("deep failure")
+      end)
+      pcall(t.await, t)
+      local tb = t:traceback()
+      assert.matches("deep failure", tb)
+      assert.matches("task_spec.lua:%d+", tb)
+      assert.matches("spawned at", tb)
+    end)
+  end)
+
+  it("run 100,000 tasks", function()
+    run(function()
+      local n, ts = 0, {}
+      for i = 1, 100000 do ts[i] = aio.spawn(function() n = n + 1 return i end) end
+      local sum = 0
+      for i = 1, #ts do sum = sum + ts[i]:await() end
+      assert.equal(100000, n)
+      assert.equal(100000 * 100001 // 2, sum)
+    end)
+  end)
+
+  it("refuse to spawn outside a running loop", function()
+    if aio.current_task() then return end -- under the luaio command
+    local ok, e = pcall(aio.spawn, function() end)
+    assert.is_false(ok)
+    assert.matches("no running event loop", e)
+  end)
+end)
+
+describe("aio.run", function()
+  it("returns the results and raises the error of its function", function()
+    assert.are.same({1, 2}, {aio.run(function(a) return a, 2 end, 1)})
+    local e = setmetatable({}, {})
+    local ok, got = pcall(aio.run, function() error(e) end)
+    assert.is_false(ok)
+    assert.equal(e, got)
+  end)
+
+  it("cancels the tasks left and waits for their cleanup", function()
+    if aio.current_task() then return end -- nested under the luaio command
+    local cleaned = false
+    local t
+    aio.run(function()
+      t = aio.spawn(function()
+        local ok = pcall(aio.sleep, 10)
+        aio.shield(function() aio.sleep(0.01) end)
+        cleaned = not ok
+      end)
+      aio.sleep(0)
+    end)
+    assert.is_true(cleaned)
+    assert.is_true(t:done())
+  end)
+
+  it("nests: inside a task it runs the function as a task", function()
+    assert.equal(6, aio.run(function()
+      return aio.run(function(x) aio.sleep(0) return x * 2 end, 3)
+    end))
+  end)
+end)
+
+describe("aio.sleep", function()
+  it("does not return early and returns its value", function()
+    run(function()
+      local t0 = aio.time()
+      assert.equal("v", aio.sleep(0.03, "v"))
+      assert.is_true(aio.time() - t0 >= 0.03)
+    end)
+  end)
+
+  it("sleep(0) lets every other ready task run once, in order", function()
+    run(function()
+      local order = {}
+      local ts = {}
+      for i = 1, 3 do
+        ts[i] = aio.spawn(function()
+          for j = 1, 2 do order[#order + 1] = i * 10 + j; aio.sleep(0) end
+        end)
+      end
+      for i = 1, 3 do ts[i]:await() end
+      assert.are.same({11, 21, 31, 12, 22, 32}, order)
+    end)
+  end)
+
+  it("wakes sleepers in deadline order", function()
+    run(function()
+      local order = {}
+      local ts = {}
+      for _, d in ipairs({0.03, 0.01, 0.02}) do
+        ts[#ts + 1] = aio.spawn(function() aio.sleep(d) order[#order + 1] = d end)
+      end
+      for _, t in ipairs(ts) do t:await() end
+      assert.are.same({0.01, 0.02, 0.03}, order)
+    end)
+  end)
+
+  it("rejects a duration that is not a number", function()
+    run(function()
+      assert.has_error(function() aio.sleep("x") end)
+      assert.has_error(function() aio.sleep(0 / 0) end)
+    end)
+  end)
+end)
