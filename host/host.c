@@ -136,6 +136,8 @@ static void attach(luaio *h, lua_State *L) {
   h->failed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaio__error_open(L);
   luaio__scope_open(L);
+  luaio__timeout_open(L);
+  luaio__taskgroup_open(L);
   luaio__tasks_open(L, h);
   luaio__coro_open(L, h);
 }

@@ -41,7 +41,10 @@ struct task *luaio__list_pop(waitlist *l); /* NULL when empty */
    the task still waits (unlink the node and return 1) and 1 when it was
    woken but has not run yet: return 1 after taking back or passing on
    what the wake handed it (the values are still on the task's thread), or
-   0 to let the task see the result; its next wait raises then. */
+   0 to let the task see the result; its next wait raises then.  With
+   woken 0, returning 0 keeps the task waiting: a wait that must not be
+   interrupted (a task group waiting for its children) does that, after
+   passing the cancellation on. */
 typedef struct waitops {
   const char *what; /* for <task … waiting on X> */
   int (*abandon)(struct task *t, int woken);
@@ -72,6 +75,7 @@ typedef struct scope {
   struct task *task;
   uint64_t id; /* CancelledError.scope */
   unsigned char cancelled, shield, active;
+  void (*drop)(lua_State *L, struct scope *s); /* the task ended inside */
 } scope;
 
 enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
@@ -165,6 +169,7 @@ int luaio__k_values(lua_State *L, int status, lua_KContext ctx);
 void luaio__scope_push(task *t, scope *s);
 void luaio__scope_pop(lua_State *L, task *t, scope *s);
 void luaio__scope_cancel(scope *s);
+void luaio__scope_drop_all(lua_State *L, task *t);
 scope *luaio__cancelled_scope(task *t); /* NULL if none takes effect */
 int luaio__task_cancel(task *t);
 void luaio__task_cancel_msg(lua_State *L, task *t, const char *msg);
@@ -193,6 +198,10 @@ void luaio__coro_open(lua_State *L, luaio *h);
 extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[],
     luaio__timeout_funcs[], luaio__taskgroup_funcs[], luaio__combine_funcs[],
     luaio__sync_funcs[], luaio__queue_funcs[];
+
+/* Metatables made when a host attaches to a state. */
+void luaio__timeout_open(lua_State *L);
+void luaio__taskgroup_open(lua_State *L);
 
 /* module.c */
 luaio *luaio__open_host(lua_State *L);

@@ -12,6 +12,7 @@
 static const char scopekey = 's';
 
 void luaio__scope_push(task *t, scope *s) {
+  s->drop = NULL;
   s->parent = t->scope;
   s->task = t;
   s->id = t->h->next_scope++;
@@ -49,8 +50,16 @@ static void interrupt(task *t) {
     woken = 0;
   else if (t->state == T_READY && !t->wake_err && t->wops != NULL)
     woken = 1;
-  else
-    return; /* new, running or already interrupted: its next wait raises */
+  else {
+    if (t->state == T_READY && t->wake_err) { /* the outermost catches */
+      s = luaio__cancelled_scope(t);
+      if (s != NULL && luaio__cancelled_scope_id(co, -1) != 0) {
+        lua_pushinteger(co, (lua_Integer)s->id);
+        lua_setfield(co, -2, "scope");
+      }
+    }
+    return; /* new, running: its next wait raises */
+  }
   s = luaio__cancelled_scope(t);
   if (s == NULL || !t->wops->abandon(t, woken)) return;
   t->wops = NULL;
@@ -68,6 +77,17 @@ void luaio__scope_cancel(scope *s) {
   if (!s->active) return;
   s->task->ncancelled++;
   interrupt(s->task);
+}
+
+/* A task ended inside scopes it never closed (a timeout or group object
+   that was not a <close> variable): let each let go of what it holds. */
+void luaio__scope_drop_all(lua_State *L, task *t) {
+  while (t->scope != &t->root && t->scope != NULL) {
+    scope *s = t->scope;
+    t->scope = s->parent;
+    s->active = 0;
+    if (s->drop != NULL) s->drop(L, s);
+  }
 }
 
 /* Ask a task to stop; 0 when it has already finished. */

@@ -311,6 +311,7 @@ static void finish(luaio *h, task *t, int status, int nres) {
   } else if (status != LUA_OK)
     lua_resetthread(co);
   lua_settop(L, ud);
+  if (t->scope != &t->root) luaio__scope_drop_all(L, t);
   t->co = NULL;
   t->state = T_DONE;
   h->ntasks--;

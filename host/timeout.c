@@ -1,7 +1,159 @@
 /*
-** timeout.c
+** timeout.c: aio.timeout and aio.timeout_at, cancel scopes with a deadline.
+**
+** `local t <close> = aio.timeout(5)` enters a scope of the running task.
+** When the deadline passes, the scope is cancelled: the code inside gets
+** CancelledError at its wait (and at every later one).  When that error
+** leaves the scope, __close turns it into a TimeoutError; a cancellation
+** that belongs to another scope passes through untouched.
 */
 
 #include "internal.h"
 
-const luaL_Reg luaio__timeout_funcs[] = {{NULL, NULL}};
+typedef struct timeout {
+  scope s;
+  tnode timer;
+  luaio *h;
+  int ref; /* anchors the object while its scope is open */
+  unsigned char expired;
+} timeout;
+
+static timeout *checktimeout(lua_State *L) {
+  return luaL_checkudata(L, 1, "luaio.Timeout");
+}
+
+static void on_deadline(tnode *n) {
+  timeout *to = container_of(n, timeout, timer);
+  to->expired = 1;
+  luaio__scope_cancel(&to->s);
+}
+
+static void release(lua_State *L, timeout *to) {
+  luaio__timer_remove(to->h, &to->timer);
+  luaL_unref(L, LUA_REGISTRYINDEX, to->ref);
+  to->ref = LUA_NOREF;
+}
+
+static void drop(lua_State *L, scope *s) {
+  release(L, container_of(s, timeout, s));
+}
+
+/* Set the deadline: `when` in seconds of aio.time(), or nil for never. */
+static void schedule(lua_State *L, timeout *to, int idx, int relative) {
+  uint64_t now = luaio__now(), due;
+  lua_Number when;
+  luaio__timer_remove(to->h, &to->timer);
+  if (lua_isnoneornil(L, idx)) return;
+  when = luaL_checknumber(L, idx);
+  luaL_argcheck(L, when == when, idx, "not a number");
+  if (relative) when += (lua_Number)now / 1e9;
+  if (when * 1e9 <= (lua_Number)now) { /* already past */
+    to->expired = 1;
+    luaio__scope_cancel(&to->s);
+    return;
+  }
+  if (when >= 1e12) return; /* tens of thousands of years: never */
+  due = (uint64_t)(when * 1e9);
+  luaio__timer_add(to->h, &to->timer, due);
+}
+
+static int new_timeout(lua_State *L, int relative) {
+  luaio *h = luaio__host(L);
+  timeout *to;
+  if (h->current == NULL)
+    return luaL_error(L, "no running task: a timeout scope belongs to a task");
+  to = lua_newuserdatauv(L, sizeof *to, 0);
+  to->h = h;
+  to->expired = 0;
+  to->timer.index = 0;
+  to->timer.fire = on_deadline;
+  to->ref = LUA_NOREF;
+  luaL_setmetatable(L, "luaio.Timeout");
+  luaio__scope_push(h->current, &to->s);
+  to->s.drop = drop;
+  lua_pushvalue(L, -1);
+  to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  schedule(L, to, 1, relative);
+  return 1;
+}
+
+/* aio.timeout(s) -> scope: create it as a <close> variable */
+static int aio_timeout(lua_State *L) { return new_timeout(L, 1); }
+
+/* aio.timeout_at(when) -> scope, `when` on the clock of aio.time() */
+static int aio_timeout_at(lua_State *L) { return new_timeout(L, 0); }
+
+/* scope:__close(err): leave the scope; its own expiry becomes a
+   TimeoutError */
+static int timeout_close(lua_State *L) {
+  timeout *to = checktimeout(L);
+  if (!to->s.active) return 0;
+  if (to->s.task != to->h->current)
+    return luaL_error(L, "a timeout scope must be closed by its own task");
+  luaio__scope_pop(L, to->s.task, &to->s);
+  release(L, to);
+  if (to->expired && luaio__cancelled_scope_id(L, 2) == to->s.id) {
+    lua_settop(L, 2);
+    return luaio__error_raise(L, "TimeoutError", "timed out");
+  }
+  return 0;
+}
+
+/* scope:reschedule(s): the deadline moves to s seconds from now; nil:
+   never */
+static int timeout_reschedule(lua_State *L) {
+  timeout *to = checktimeout(L);
+  if (!to->s.active)
+    return luaio__error_raise(L, "InvalidStateError",
+                              "the timeout scope has been closed");
+  if (to->expired)
+    return luaio__error_raise(L, "InvalidStateError",
+                              "the timeout has already expired");
+  schedule(L, to, 2, 1);
+  return 0;
+}
+
+/* scope:expired() -> boolean */
+static int timeout_expired(lua_State *L) {
+  lua_pushboolean(L, checktimeout(L)->expired);
+  return 1;
+}
+
+/* scope:when() -> deadline on aio.time()'s clock | nil */
+static int timeout_when(lua_State *L) {
+  timeout *to = checktimeout(L);
+  if (to->timer.index == 0) return 0;
+  lua_pushnumber(L, (lua_Number)to->timer.due / 1e9);
+  return 1;
+}
+
+static int timeout_tostring(lua_State *L) {
+  timeout *to = checktimeout(L);
+  lua_pushfstring(L, "<timeout %s>",
+                  to->expired            ? "expired"
+                  : !to->s.active        ? "closed"
+                  : to->timer.index == 0 ? "without deadline"
+                                         : "pending");
+  return 1;
+}
+
+static const luaL_Reg timeout_methods[] = {{"reschedule", timeout_reschedule},
+                                           {"expired", timeout_expired},
+                                           {"when", timeout_when},
+                                           {NULL, NULL}};
+
+static const luaL_Reg timeout_meta[] = {{"__close", timeout_close},
+                                        {"__tostring", timeout_tostring},
+                                        {"__index", NULL},
+                                        {NULL, NULL}};
+
+void luaio__timeout_open(lua_State *L) {
+  luaL_newmetatable(L, "luaio.Timeout");
+  luaL_setfuncs(L, timeout_meta, 0);
+  luaL_newlib(L, timeout_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+const luaL_Reg luaio__timeout_funcs[] = {
+    {"timeout", aio_timeout}, {"timeout_at", aio_timeout_at}, {NULL, NULL}};
