@@ -17,6 +17,7 @@ void luaio__scope_push(task *t, scope *s) {
   s->task = t;
   s->id = t->h->next_scope++;
   s->cancelled = 0;
+  s->shield = 0;
   s->active = 1;
   t->scope = s;
 }

@@ -351,7 +351,7 @@ void luaio__resume(luaio *h, task *t) {
   int nargs, nres, status;
   if (t->state == T_NEW) {
     nargs = lua_gettop(co) - 1;
-    if (t->root.cancelled) { /* cancelled before it started */
+    if (t->root.cancelled && !t->run_cancelled) { /* never started */
       lua_settop(co, 0);
       lua_pushboolean(co, 0);
       luaio__cancelled_push(co, &t->root);

@@ -141,7 +141,10 @@ static int group_spawn(lua_State *L) {
     child_ended(g, c);
   else {
     luaio__watch(t, &c->w);
-    if (cancelled(g)) luaio__task_cancel(t);
+    if (cancelled(g)) { /* it starts, and its first wait raises */
+      t->run_cancelled = 1;
+      luaio__task_cancel(t);
+    }
   }
   return 1;
 }
@@ -214,6 +217,12 @@ static int group_close(lua_State *L) {
       lua_pushvalue(L, 2);
       add_error(L, g);
     } else if (id != g->body.id) { /* the owner is cancelled */
+      g->outer_cancel = 1;
+      cancel_children(g);
+    }
+  } else if (g->nlive > 0) { /* waiting is a wait: a due cancel is seen */
+    scope *s = luaio__cancelled_scope(g->owner);
+    if (s != NULL && s != &g->body) {
       g->outer_cancel = 1;
       cancel_children(g);
     }
