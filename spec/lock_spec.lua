@@ -138,8 +138,10 @@ describe("aio.lock", function()
       local l = aio.lock()
       l:acquire()
       local got = {}
-      local t1 = aio.spawn(function() l:acquire() got[#got + 1] = 1 l:release() end)
-      local t2 = aio.spawn(function() l:acquire() got[#got + 1] = 2 l:release() end)
+      local function job(i)
+        return function() l:acquire() got[#got + 1] = i l:release() end
+      end
+      local t1, t2 = aio.spawn(job(1)), aio.spawn(job(2))
       aio.sleep(0)
       assert.equal(2, waiting(l))
       t1:cancel()
