@@ -527,7 +527,7 @@ static int aio_wait(lua_State *L) {
       if (whens[when] == NULL)
         luaL_argerror(L, 2,
                       lua_pushfstring(L, "invalid return_when '%s'",
-                                      lua_tostring(L, -2)));
+                                      lua_tostring(L, -1)));
     }
     lua_pop(L, 1);
   }
