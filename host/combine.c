@@ -114,9 +114,8 @@ static void on_timer(tnode *n) {
 }
 
 /* Cancel every task that has not finished. */
-static void cancel_pending(lua_State *L, combo *c) {
+static void cancel_pending(combo *c) {
   size_t i;
-  (void)L;
   for (i = 0; i < c->n; i++)
     if (c->kids[i].t != NULL && c->kids[i].t->state != T_DONE)
       luaio__task_cancel(c->kids[i].t);
@@ -129,7 +128,7 @@ static int gather_abandon(task *t, int woken) {
   combo *c = t->wobj;
   if (woken) return 0; /* done: the results stand (bpo-26923) */
   c->waiting = 0;
-  cancel_pending(NULL, c);
+  cancel_pending(c);
   release(c);
   return 1;
 }
@@ -436,7 +435,7 @@ static int k_first(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   release(c);
   if (status == LUA_YIELD) luaio__resumed(L, c->caller);
-  cancel_pending(L, c);
+  cancel_pending(c);
   for (i = 0; i < c->n; i++) /* the failures are consumed here */
     if (c->kids[i].t->end == END_ERROR) c->kids[i].t->retrieved = 1;
   if (c->winner != 0) {
