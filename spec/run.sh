@@ -1,7 +1,14 @@
 #!/bin/sh
-# spec/run.sh BUILD_DIR INTERPRETER SPEC: run one busted spec file under the
-# luaio command or a stock lua5.4 that loads the module from BUILD_DIR.
+# spec/run.sh BUILD_DIR INTERPRETER SPEC [gc]: run one busted spec file
+# under the luaio command or a stock lua5.4 that loads the module from
+# BUILD_DIR; with "gc", the collector runs without pause, so anything
+# collected while still in use shows up.
 build=$1 interp=$2 spec=$3
 here=$(cd "$(dirname "$0")" && pwd)
-LUA_CPATH="$build/lua/?.so;;" LUA_PATH="$here/?.lua;;" LUAIO="$build/luaio" \
-  exec "$interp" "$(command -v busted)" --output=TAP "$spec"
+export LUA_CPATH="$build/lua/?.so;;" LUA_PATH="$here/?.lua;;"
+export LUAIO="$build/luaio"
+if [ "$4" = gc ]; then
+  exec "$interp" -e 'collectgarbage("incremental", 100, 400)' \
+    "$(command -v busted)" --output=TAP "$spec"
+fi
+exec "$interp" "$(command -v busted)" --output=TAP "$spec"

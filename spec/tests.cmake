@@ -9,6 +9,8 @@ foreach(spec ${LUAIO_SPECS})
     ${CMAKE_BINARY_DIR} $<TARGET_FILE:luaio> ${spec})
   add_test(NAME lua:${name} COMMAND ${CMAKE_SOURCE_DIR}/spec/run.sh
     ${CMAKE_BINARY_DIR} ${LUA54} ${spec})
-  set_tests_properties(host:${name} lua:${name} PROPERTIES
+  add_test(NAME gc:${name} COMMAND ${CMAKE_SOURCE_DIR}/spec/run.sh
+    ${CMAKE_BINARY_DIR} $<TARGET_FILE:luaio> ${spec} gc)
+  set_tests_properties(host:${name} lua:${name} gc:${name} PROPERTIES
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 300)
 endforeach()
