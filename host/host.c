@@ -99,6 +99,24 @@ static int run_all(luaio *h) {
   return 1;
 }
 
+/* Resources of the bindings. */
+
+void luaio__res_add(luaio *h, resource *r) {
+  r->prev = NULL;
+  r->next = h->resources;
+  if (h->resources) h->resources->prev = r;
+  h->resources = r;
+}
+
+void luaio__res_remove(luaio *h, resource *r) {
+  if (r->prev)
+    r->prev->next = r->next;
+  else if (h->resources == r)
+    h->resources = r->next;
+  if (r->next) r->next->prev = r->prev;
+  r->prev = r->next = NULL;
+}
+
 /* Life cycle. */
 
 static int host_gc(lua_State *L) {
@@ -244,6 +262,11 @@ void luaio_free(luaio *h) {
   }
   h->freeing = 1;
   h->rcount = 0;
+  while (h->resources != NULL) {
+    resource *r = h->resources;
+    r->close(r); /* unlists r */
+    if (h->resources == r) luaio__res_remove(h, r);
+  }
   if (L != NULL) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA)
       *(luaio **)lua_touserdata(L, -1) = NULL;

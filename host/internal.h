@@ -62,6 +62,18 @@ typedef struct watch {
 void luaio__watch(struct task *t, watch *w); /* t must not be done */
 void luaio__unwatch(watch *w);
 
+/* Something a binding holds open (a libuv handle and what goes with it).
+   luaio_free closes every resource still listed, so a borrowed loop is
+   left with no handle of luaio's; `close` must start uv_close and unlist
+   the resource, and the memory is freed in the close callback. */
+typedef struct resource {
+  struct resource *prev, *next;
+  void (*close)(struct resource *r);
+} resource;
+
+void luaio__res_add(luaio *h, resource *r);
+void luaio__res_remove(luaio *h, resource *r);
+
 /* A node of the host's timer heap (sleeps and timeout deadlines). */
 typedef struct tnode {
   uint64_t due; /* uv_hrtime() nanoseconds */
@@ -90,8 +102,8 @@ typedef struct task {
   int ref;       /* anchor in the host's live-task table */
   unsigned char state, end, retrieved, wake_err, eager;
   unsigned char run_cancelled; /* starts even if cancelled before */
-  int nwake; /* values pushed on co for the next resume */
-  int nres;  /* results kept in TUV_RESULT (>1: a table) */
+  int nwake;                   /* values pushed on co for the next resume */
+  int nres;                    /* results kept in TUV_RESULT (>1: a table) */
   int spawn_line;
   int cancel_msg; /* registry ref of t:cancel's message */
   uint64_t id;
@@ -133,7 +145,7 @@ struct luaio {
   double budget_end; /* luaio_step: stop draining after this */
   void (*on_error)(luaio *h, const char *message, void *ud);
   void *ud;
-  uv_signal_t *sigs; /* the command's SIGINT/SIGTERM, if any */
+  resource *resources; /* what bindings hold open */
 };
 
 /* host.c */
@@ -203,6 +215,14 @@ extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[],
 /* Metatables made when a host attaches to a state. */
 void luaio__timeout_open(lua_State *L);
 void luaio__taskgroup_open(lua_State *L);
+
+/* The bindings: each adds its functions (or sub-tables: aio.fs, aio.udp,
+   aio.json, aio.http) to the module table on top of L. */
+void luaio__net_open(lua_State *L, luaio *h);     /* bindings/net.c … */
+void luaio__fs_open(lua_State *L, luaio *h);      /* bindings/fs.c */
+void luaio__process_open(lua_State *L, luaio *h); /* bindings/process.c */
+void luaio__signal_open(lua_State *L, luaio *h);  /* bindings/signal.c */
+void luaio__json_open(lua_State *L, luaio *h);    /* bindings/json.c */
 
 /* module.c */
 luaio *luaio__open_host(lua_State *L);

@@ -98,6 +98,10 @@ static const luaL_Reg *const all_funcs[] = {funcs,
                                             luaio__queue_funcs,
                                             NULL};
 
+static void (*const openers[])(lua_State *L, luaio *h) = {
+    luaio__net_open,    luaio__fs_open,   luaio__process_open,
+    luaio__signal_open, luaio__json_open, NULL};
+
 int luaopen_luaio(lua_State *L) {
   luaio *h = luaio__open_host(L);
   int i;
@@ -106,6 +110,8 @@ int luaopen_luaio(lua_State *L) {
     lua_pushlightuserdata(L, h);
     luaL_setfuncs(L, all_funcs[i], 1);
   }
+  for (i = 0; openers[i] != NULL; i++)
+    openers[i](L, h);
   lua_pushliteral(L, LUAIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;
