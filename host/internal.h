@@ -223,6 +223,8 @@ void luaio__fs_open(lua_State *L, luaio *h);      /* bindings/fs.c */
 void luaio__process_open(lua_State *L, luaio *h); /* bindings/process.c */
 void luaio__signal_open(lua_State *L, luaio *h);  /* bindings/signal.c */
 void luaio__json_open(lua_State *L, luaio *h);    /* bindings/json.c */
+void luaio__udp_open(lua_State *L, luaio *h);     /* bindings/udp.c */
+void luaio__dns_open(lua_State *L, luaio *h);     /* bindings/dns.c */
 
 /* module.c */
 luaio *luaio__open_host(lua_State *L);

@@ -99,8 +99,8 @@ static const luaL_Reg *const all_funcs[] = {funcs,
                                             NULL};
 
 static void (*const openers[])(lua_State *L, luaio *h) = {
-    luaio__net_open,    luaio__fs_open,   luaio__process_open,
-    luaio__signal_open, luaio__json_open, NULL};
+    luaio__net_open,  luaio__fs_open,  luaio__process_open, luaio__signal_open,
+    luaio__json_open, luaio__udp_open, luaio__dns_open,     NULL};
 
 int luaopen_luaio(lua_State *L) {
   luaio *h = luaio__open_host(L);
