@@ -67,8 +67,7 @@ int luaio__drain(luaio *h) {
       h->rcount--;
       luaio__resume(h, t);
       ran++;
-      if (h->budget_end > 0 && (ran & 7) == 0 &&
-          (double)luaio__now() / 1e9 >= h->budget_end)
+      if (h->budget_end > 0 && (double)luaio__now() / 1e9 >= h->budget_end)
         goto out;
     }
   }
@@ -164,6 +163,7 @@ static void attach(luaio *h, lua_State *L) {
   luaio__scope_open(L);
   luaio__timeout_open(L);
   luaio__taskgroup_open(L);
+  luaio__future_open(L);
   luaio__tasks_open(L, h);
   luaio__coro_open(L, h);
 }
@@ -185,6 +185,7 @@ static luaio *host_new(uv_loop_t *loop, lua_State *L) {
   uv_check_init(loop, &h->check);
   uv_idle_init(loop, &h->idle);
   uv_timer_init(loop, &h->timer);
+  uv_timer_init(loop, &h->step_timer);
   h->check.data = h->idle.data = h->timer.data = h;
   uv_check_start(&h->check, on_check);
   uv_unref((uv_handle_t *)&h->check);
@@ -192,15 +193,18 @@ static luaio *host_new(uv_loop_t *loop, lua_State *L) {
   return h;
 }
 
+luaio *luaio__find_host(lua_State *L) {
+  luaio *h = NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA)
+    h = *(luaio **)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return h;
+}
+
 /* The host of L, creating one on a loop of its own when there is none. */
 luaio *luaio__open_host(lua_State *L) {
-  luaio *h;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA) {
-    h = *(luaio **)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (h != NULL) return h;
-  } else
-    lua_pop(L, 1);
+  luaio *h = luaio__find_host(L);
+  if (h != NULL) return h;
   h = host_new(NULL, L);
   if (h == NULL) luaL_error(L, "luaio: cannot create an event loop");
   h->from_module = 1;
@@ -248,6 +252,7 @@ static void close_handles(luaio *h) {
   uv_close((uv_handle_t *)&h->check, NULL);
   uv_close((uv_handle_t *)&h->idle, NULL);
   uv_close((uv_handle_t *)&h->timer, NULL);
+  uv_close((uv_handle_t *)&h->step_timer, NULL);
   if (h->owns_loop) {
     uv_walk(h->loop, on_walk_close, NULL);
     uv_run(h->loop, UV_RUN_DEFAULT);
@@ -286,6 +291,7 @@ void luaio_free(luaio *h) {
   close_handles(h);
   free(h->ready);
   free(h->heap);
+  free(h->slots);
   free(h);
 }
 
@@ -325,18 +331,20 @@ int luaio_run(luaio *h) {
 static void on_step_timer(uv_timer_t *t) { (void)t; }
 
 int luaio_step(luaio *h, double max_wait, double budget) {
-  uv_timer_t wake;
   h->budget_end = budget > 0 ? (double)luaio__now() / 1e9 + budget : 0;
   h->running++;
   if (h->rcount > 0 || max_wait <= 0)
     uv_run(h->loop, UV_RUN_NOWAIT);
   else {
-    uv_timer_init(h->loop, &wake);
-    uv_timer_start(&wake, on_step_timer, (uint64_t)(max_wait * 1e3 + 0.5), 0);
+    uv_timer_start(&h->step_timer, on_step_timer,
+                   (uint64_t)(max_wait * 1e3 + 0.5), 0);
     uv_run(h->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&wake, NULL);
-    uv_run(h->loop, UV_RUN_NOWAIT); /* runs the close callback */
+    uv_timer_stop(&h->step_timer);
   }
+  /* What the last poll or timers made ready runs now, within the budget. */
+  if (h->rcount > 0 &&
+      (h->budget_end == 0 || (double)luaio__now() / 1e9 < h->budget_end))
+    luaio__drain(h);
   h->running--;
   h->budget_end = 0;
   return (int)h->ntasks;

@@ -146,10 +146,14 @@ struct luaio {
   void (*on_error)(luaio *h, const char *message, void *ud);
   void *ud;
   resource *resources; /* what bindings hold open */
+  void *slots;         /* future.c: unsettled futures */
+  uint32_t nslots, free_slot;
+  uv_timer_t step_timer; /* bounds luaio_step's wait */
 };
 
 /* host.c */
 luaio *luaio__host(lua_State *L); /* the host of upvalue 1 */
+luaio *luaio__find_host(lua_State *L); /* NULL if L has no host */
 void luaio__ready(task *t);
 void luaio__report(luaio *h, const char *msg);
 int luaio__drain(luaio *h);
@@ -215,6 +219,7 @@ extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[],
 /* Metatables made when a host attaches to a state. */
 void luaio__timeout_open(lua_State *L);
 void luaio__taskgroup_open(lua_State *L);
+void luaio__future_open(lua_State *L);
 
 /* The bindings: each adds its functions (or sub-tables: aio.fs, aio.udp,
    aio.json, aio.http) to the module table on top of L. */

@@ -34,3 +34,22 @@ if(VALGRIND)
       $<TARGET_FILE:ctest_${name}>)
   endforeach()
 endif()
+
+# The embedding examples run, and again under valgrind.
+if(LUAIO_EXAMPLES)
+  add_test(NAME example:game COMMAND ${CMAKE_SOURCE_DIR}/examples/check.sh
+    game $<TARGET_FILE:example_game>)
+  add_test(NAME example:tool COMMAND ${CMAKE_SOURCE_DIR}/examples/check.sh
+    tool $<TARGET_FILE:example_tool>)
+  add_test(NAME example:threads COMMAND $<TARGET_FILE:example_threads>)
+  if(VALGRIND)
+    set(VG ${VALGRIND} --error-exitcode=3 --leak-check=full
+        --errors-for-leak-kinds=definite,indirect)
+    add_test(NAME valgrind:game COMMAND ${CMAKE_SOURCE_DIR}/examples/check.sh
+      game ${VG} $<TARGET_FILE:example_game>)
+    add_test(NAME valgrind:tool COMMAND ${CMAKE_SOURCE_DIR}/examples/check.sh
+      tool ${VG} $<TARGET_FILE:example_tool>)
+  endif()
+  add_test(NAME install:pkgconfig COMMAND ${CMAKE_SOURCE_DIR}/examples/install_check.sh
+    ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+endif()
