@@ -257,6 +257,60 @@ describe("cancellation reaches every kind of wait", function()
   end
 end)
 
+describe("cancelling a task inside scopes", function()
+  -- DESIGN.md: a wait raises while any scope between the innermost one and
+  -- the nearest shield is cancelled; timeouts and task groups are no
+  -- shields, whatever the memory they get held before.
+  local function dirty_memory(i)
+    do
+      local junk = {}
+      for j = 1, 64 do junk[j] = string.rep("\255", 60 + j * 2) .. i end
+    end
+    collectgarbage()
+  end
+
+  it("reaches a wait inside timeout scopes and task groups, every time",
+     function()
+    run(function()
+      local missed, n = 0, 40
+      for i = 1, n do
+        dirty_memory(i)
+        local t = aio.spawn(function()
+          local _a <close> = aio.timeout(100)
+          local _g <close> = aio.taskgroup()
+          local _b <close> = aio.timeout(100)
+          aio.sleep(0.05)
+        end)
+        aio.sleep(0)
+        t:cancel()
+        local ok, e = pcall(t.await, t)
+        if ok or not is_cancelled(e) then missed = missed + 1 end
+      end
+      assert.equal(0, missed, missed .. " of " .. n .. " cancels missed")
+    end)
+  end)
+
+  it("an expired outer timeout reaches a wait inside inner timeouts",
+     function()
+    run(function()
+      local missed, n = 0, 40
+      for i = 1, n do
+        dirty_memory(i)
+        local ok, e = pcall(function()
+          local _ <close> = aio.timeout(0.001)
+          local _i <close> = aio.timeout(100)
+          local _j <close> = aio.timeout(100)
+          aio.sleep(0.05)
+        end)
+        if ok or not aio.is_error(e, "TimeoutError") then
+          missed = missed + 1
+        end
+      end
+      assert.equal(0, missed, missed .. " of " .. n .. " expiries missed")
+    end)
+  end)
+end)
+
 describe("cancelling an await", function()
   -- test_yield_future_passes_cancel; bpo-34872
   it("reaches the innermost wait of a chain of three tasks", function()
