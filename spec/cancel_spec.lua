@@ -500,6 +500,11 @@ end)
   end)
 
   it("is reported once by a stock lua5.4 that loads the module", function()
-    check(run_script("LUA_CPATH=" .. quote(package.cpath) .. " lua5.4"))
+    local out = run_script("LUA_CPATH=" .. quote(package.cpath) .. " lua5.4")
+    if out:find("ASan runtime does not come first", 1, true) then
+      pending("a sanitizer build's module cannot load into stock lua5.4")
+      return
+    end
+    check(out)
   end)
 end)
