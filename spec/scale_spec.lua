@@ -6,6 +6,10 @@
 -- process.
 local aio = require "luaio"
 
+-- The size of the large cases; the gc: variant runs them smaller.
+local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
+local BIG = math.floor(100000 * SCALE)
+
 local function run(fn) return aio.run(fn) end
 
 local function is_cancelled(e) return aio.is_error(e, "CancelledError") end
@@ -43,7 +47,7 @@ describe("100,000 tasks", function()
   it("sleeping on the same deadline are woken at once, none early",
      function()
     run(function()
-      local n, woke, early = 100000, 0, 0
+      local n, woke, early = BIG, 0, 0
       local deadline = aio.time() + 0.2
       local ts = {}
       for i = 1, n do
@@ -64,7 +68,7 @@ describe("100,000 tasks", function()
 
   it("awaiting one task all get its results", function()
     run(function()
-      local n = 100000
+      local n = BIG
       local target = aio.spawn(function() aio.sleep(0.01) return "r", 2 end)
       local ts, good = {}, 0
       for i = 1, n do
@@ -80,7 +84,7 @@ describe("100,000 tasks", function()
 
   it("sleeping are all cancelled, each at its wait", function()
     run(function()
-      local n, seen, after = 100000, 0, 0
+      local n, seen, after = BIG, 0, 0
       local ts = {}
       for i = 1, n do
         ts[i] = aio.spawn(function()
@@ -300,7 +304,7 @@ describe("failing tasks", function()
   it("cost a bounded factor more than tasks that catch their error",
      function()
     run(function()
-      local n = 10000
+      local n = math.floor(10000 * SCALE)
       local function caught(i)
         aio.sleep(0)
         return pcall(error, {i})
@@ -359,14 +363,15 @@ describe("memory", function()
 
   it("returns after a burst of 50,000 finished tasks", function()
     run(function()
+      local n = math.floor(50000 * SCALE)
       burst(5000) -- fills the pool of idle threads
       local base = kb()
-      burst(50000)
+      burst(n)
       local after = kb()
       assert.is_true(after <= 2 * base + 1024,
                      string.format("%.0f KB before, %.0f KB after", base,
                                    after))
-      burst(50000)
+      burst(n)
       local again = kb()
       assert.is_true(again <= after + 1024,
                      string.format("%.0f KB after one burst, %.0f KB after "
@@ -381,9 +386,8 @@ describe("a chain of 100,000 tasks each awaiting the next", function()
   -- skynet#1180).  Run in its own process: a stack overflow crashes it.
   it("passes a cancel of the outermost down to the innermost wait",
      function()
-    local out, ok, how, code = run_script([[
+    local out, ok, how, code = run_script("local N = " .. BIG .. "\n" .. [[
 local aio = require "luaio"
-local N = 100000
 aio.run(function()
   local ts, reached = {}, false
   local function link(i)
