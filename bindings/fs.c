@@ -310,17 +310,24 @@ static const char *type_of_dirent(uv_dirent_type_t t) {
 /* Copy the entries of a scandir out of the request. */
 static int take_entries(fsop *op, size_t n) {
   uv_dirent_t ent;
+  int err = 0;
   op->ents = calloc(n ? n : 1, sizeof *op->ents);
-  if (op->ents == NULL) return UV_ENOMEM;
-  while (op->nents < n && uv_fs_scandir_next(&op->req, &ent) != UV_EOF) {
-    dent *d = &op->ents[op->nents];
+  if (op->ents == NULL) err = UV_ENOMEM;
+  /* Iterate to UV_EOF: libuv frees the last entry only then. */
+  while (uv_fs_scandir_next(&op->req, &ent) != UV_EOF) {
+    dent *d;
+    if (err || op->nents == n) continue;
+    d = &op->ents[op->nents];
     d->name = malloc(strlen(ent.name) + 1);
-    if (d->name == NULL) return UV_ENOMEM;
+    if (d->name == NULL) {
+      err = UV_ENOMEM;
+      continue;
+    }
     strcpy(d->name, ent.name);
     d->type = type_of_dirent(ent.type);
     op->nents++;
   }
-  return 0;
+  return err;
 }
 
 static void on_fs(uv_fs_t *req) {
@@ -448,6 +455,7 @@ static void newfile(lua_State *L, luaio *h, uv_file fd) {
 static int buffered(fsfile *f, int until, size_t want) {
   size_t avail = f->len - f->off;
   if (until == UNTIL_N) return avail >= want;
+  if (avail == 0) return 0;
   if (until == UNTIL_LINE) return memchr(f->buf + f->off, '\n', avail) != NULL;
   return 0;
 }
