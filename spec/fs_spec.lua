@@ -413,3 +413,23 @@ describe("aio.fs cancellation", function()
     end)
   end)
 end)
+
+describe("scripts/read_files.lua", function()
+  it("reads files concurrently and prints their names and sizes", function()
+    local luaio = os.getenv("LUAIO")
+    if not luaio then return end
+    local p = assert(io.popen(luaio .. " scripts/read_files.lua 2>&1"))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok)
+    assert.equal(table.concat({
+      "alpha.txt    1000 bytes",
+      "beta.txt    20000 bytes",
+      "delta.txt       0 bytes",
+      "gamma.bin     256 bytes",
+      "4 files, 21256 bytes",
+      "missing.txt:\tnil\tENOENT",
+      "cleaned up: true",
+      ""}, "\n"), out)
+  end)
+end)
