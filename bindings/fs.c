@@ -636,6 +636,7 @@ static int file_gc(lua_State *L) {
   return 0;
 }
 
+/* tostring(file) -> "luaio.File (…)" */
 static int file_tostring(lua_State *L) {
   fsfile *f = tofile(L, 1);
   if (f == NULL || f->closed)

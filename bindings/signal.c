@@ -208,6 +208,7 @@ static int signal_gc(lua_State *L) {
   return 0;
 }
 
+/* tostring(sig) -> "luaio.Signal (name, n pending)" */
 static int signal_tostring(lua_State *L) {
   sigwatch *w = *(sigwatch **)luaL_checkudata(L, 1, "luaio.Signal");
   if (w == NULL || w->closing)

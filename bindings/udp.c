@@ -335,6 +335,7 @@ static int udp_gc(lua_State *L) {
   return 0;
 }
 
+/* tostring(sock) -> "luaio.UDP (…, n queued, n dropped)" */
 static int udp_tostring(lua_State *L) {
   udpsock *s = *(udpsock **)luaL_checkudata(L, 1, "luaio.UDP");
   if (s == NULL || s->closing)

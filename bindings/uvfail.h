@@ -15,8 +15,7 @@
 static inline int uvfail(lua_State *L, int err, const char *what) {
   lua_pushnil(L);
   if (what != NULL)
-    lua_pushfstring(L, "%s: %s: %s", uv_err_name(err), uv_strerror(err),
-                    what);
+    lua_pushfstring(L, "%s: %s: %s", uv_err_name(err), uv_strerror(err), what);
   else
     lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
   lua_pushstring(L, uv_err_name(err));
