@@ -504,7 +504,8 @@ static void push_server(lua_State *L, server *v, int hidx) {
   lua_pushlightuserdata(L, h);
   lua_pushcclosure(L, accept_main, 1);
   lua_pushvalue(L, -2);
-  luaio__spawn(L, h, 1);
+  /* It starts even if cancelled at once, so that it closes the server. */
+  luaio__spawn(L, h, 1)->run_cancelled = 1;
   lua_pop(L, 1);
 }
 
