@@ -31,12 +31,14 @@ typedef struct wreq {
   int ref; /* the Lua string being written */
 } wreq;
 
+/* A file write keeps a copy of its bytes: a request on the thread pool
+   may still run while luaio_free closes the Lua state. */
 typedef struct fswrite {
   uv_fs_t req;
   stream *s;
   struct fswrite *next;
   uv_buf_t buf;
-  int ref;
+  char data[];
 } fswrite;
 
 typedef struct fsread {
@@ -117,7 +119,6 @@ static void drop_fswrites(stream *s) {
   if (w != NULL && s->nreqs > 0) w = w->next; /* the one in flight */
   for (; w != NULL; w = next) {
     next = w->next;
-    if (!s->h->freeing) luaL_unref(s->h->L, LUA_REGISTRYINDEX, w->ref);
     s->queued -= w->buf.len;
     free(w);
   }
@@ -596,7 +597,6 @@ static void on_fs_write(uv_fs_t *req) {
   s->queued -= w->buf.len;
   s->fs_head = w->next;
   if (s->fs_head == NULL) s->fs_tail = NULL;
-  if (!s->h->freeing) luaL_unref(s->h->L, LUA_REGISTRYINDEX, w->ref);
   free(w);
   if (s->closing || s->werr) drop_fswrites(s);
   if (s->closing) {
@@ -616,7 +616,6 @@ static void fs_issue(stream *s) {
     drop_fswrites(s);
     s->queued -= w->buf.len;
     s->fs_head = s->fs_tail = NULL;
-    if (!s->h->freeing) luaL_unref(s->h->L, LUA_REGISTRYINDEX, w->ref);
     free(w);
     write_done(s);
     return;
@@ -632,17 +631,12 @@ static int queue_write(lua_State *L, stream *s, const char *data, size_t len) {
   uv_buf_t b;
   wreq *w;
   if (s->kind == SK_FILE) {
-    fswrite *f;
-    lua_pushvalue(L, 2);
-    ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if ((f = malloc(sizeof *f)) == NULL) {
-      luaL_unref(L, LUA_REGISTRYINDEX, ref);
-      return UV_ENOMEM;
-    }
+    fswrite *f = malloc(sizeof *f + len);
+    if (f == NULL) return UV_ENOMEM;
+    memcpy(f->data, data, len);
     f->s = s;
-    f->ref = ref;
     f->next = NULL;
-    f->buf = uv_buf_init((char *)data, (unsigned)len);
+    f->buf = uv_buf_init(f->data, (unsigned)len);
     s->queued += len;
     if (s->fs_tail != NULL) {
       s->fs_tail->next = f;

@@ -34,6 +34,9 @@ static stream *open_fd(luaio *h, int fd, int *err) {
   }
   s->stdio = 1;
   s->wronly = fd != 0;
+  /* A write to stdout or stderr returns once its bytes are with the
+     system, so that none is lost when the program ends. */
+  if (fd != 0) s->high = 0;
   if (kind == SK_TTY)
     *err = uv_tty_init(h->loop, &s->u.tty, fd, fd == 0);
   else if (kind == SK_PIPE) {
