@@ -143,14 +143,19 @@ static void really_close(stream *s) {
   uv_close(&s->u.handle, on_closed);
 }
 
-void luaio__stream_close(stream *s) {
-  if (s->closed) return;
+/* No more reading or writing from Lua: wake who waits. */
+static void mark_closed(stream *s) {
   s->closed = 1;
   detach(s);
   s->want = 0;
   luaio__stream_update(s);
   wake_all(&s->readers);
   wake_all(&s->writers);
+}
+
+void luaio__stream_close(stream *s) {
+  if (s->closed) return;
+  mark_closed(s);
   if (s->queued > 0 && s->werr == 0 && !s->h->freeing) {
     s->linger = 1; /* the last write's callback closes it */
     return;
@@ -159,7 +164,8 @@ void luaio__stream_close(stream *s) {
 }
 
 void luaio__stream_abort(stream *s) {
-  luaio__stream_close(s);
+  if (s->closing) return;
+  if (!s->closed) mark_closed(s);
   really_close(s);
 }
 
