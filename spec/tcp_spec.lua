@@ -314,3 +314,28 @@ describe("a server out of file descriptors", function()
     assert.matches("freed\thello", out)
   end)
 end)
+
+describe("example scripts", function()
+  local function run_script(name)
+    local p = assert(io.popen(("%q scripts/%s 2>&1"):format(
+      os.getenv("LUAIO") or "luaio", name)))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    return out
+  end
+
+  it("echo_server.lua echoes and closes", function()
+    assert.equal("serving on a free port: true\n" ..
+                 "echoed: hello\necho" .. "ed: luaio\necho" ..
+                 "ed: goodbye\nserver closed its side: true\n" ..
+                 "server closed\n", run_script("echo_server.lua"))
+  end)
+
+  it("fetch_with_semaphore.lua fetches ten pages, three at a time",
+     function()
+    local out = run_script("fetch_with_semaphore.lua")
+    for i = 1, 10 do assert.matches("page p" .. i .. "\n", out, 1, true) end
+    assert.matches("10 pages, at most 3 connections at once\n$", out)
+  end)
+end)
