@@ -2,6 +2,8 @@
 ** main.c: the `luaio` command.  Takes lua5.4's options and runs each chunk
 ** (-e, -l, the script) as the main task of a run, so top-level code may
 ** wait.  SIGINT and SIGTERM cancel the main task; a second SIGINT exits.
+** With -i, or with no script on a terminal, the chunks run in the REPL's
+** foreground instead (the tasks they spawn go on), and the REPL follows.
 */
 
 #include <signal.h>
@@ -12,6 +14,7 @@
 
 #include "internal.h"
 #include "lualib.h"
+#include "repl.h"
 
 #define PROGNAME "luaio"
 #define LUA_INIT_VAR "LUA_INIT"
@@ -21,6 +24,7 @@ typedef struct app {
   luaio *h;
   task *main; /* the task that runs now, if any */
   int signo;  /* the signal that cancelled it */
+  repl *repl; /* interactive: the REPL, which takes the signals */
   uv_signal_t sigint, sigterm;
 } app;
 
@@ -51,6 +55,7 @@ static void print_usage(const char *badoption) {
 
 static void on_signal(uv_signal_t *s, int signo) {
   app *a = s->data;
+  if (a->repl != NULL && luaio__repl_signal(a->repl, signo)) return;
   if (a->signo == SIGINT && signo == SIGINT) _exit(130); /* a second ^C */
   a->signo = signo;
   if (a->main != NULL) luaio__task_cancel_msg(a->h->L, a->main, "interrupted");
@@ -63,9 +68,15 @@ static int run_main(app *a, int nargs) {
   task *t = luaio__spawn(L, a->h, nargs);
   int status = 0;
   a->main = t;
-  luaio__run_main(a->h, t);
+  if (a->repl != NULL) {
+    luaio__repl_wait(a->repl, t);
+    t->retrieved = 1;
+  } else
+    luaio__run_main(a->h, t);
   a->main = NULL;
-  if (t->end == END_CANCELLED && a->signo != 0)
+  if (t->state != T_DONE) /* left to run on by a second ^C */
+    status = 130;
+  else if (t->end == END_CANCELLED && a->signo != 0)
     status = 128 + a->signo;
   else if (t->end != END_OK) {
     luaio__push_failure(L, t, lua_gettop(L));
@@ -177,8 +188,9 @@ static int collectargs(char **argv, int *first) {
       if (argv[i][2] != '\0') return has_error;
       break;
     case 'i':
-      args |= has_i; /* fall through: -i implies -v */
-      /* FALLTHROUGH */
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_i; /* the banner is shown on a terminal only */
+      break;
     case 'v':
       if (argv[i][2] != '\0') return has_error;
       args |= has_v;
@@ -240,36 +252,46 @@ static void print_version(void) {
   fflush(stdout);
 }
 
+/* Write an error nobody retrieved; at the REPL, above the prompt. */
+static void on_error(luaio *h, const char *msg, void *ud) {
+  app *a = ud;
+  (void)h;
+  if (a->repl != NULL)
+    luaio__repl_report(a->repl, msg);
+  else {
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+  }
+}
+
 static int run(app *a, int argc, char **argv) {
   lua_State *L = a->h->L;
-  int script = 0, status;
+  int script = 0, status, interactive;
   int args = collectargs(argv, &script);
   if (args == has_error) {
     print_usage(argv[script]);
     return 1;
   }
-  if (args & has_v) print_version();
+  /* Bare `luaio` on a terminal is the REPL; on a pipe it runs stdin. */
+  interactive = (args & has_i) ||
+                (script == argc && !(args & (has_e | has_v)) && isatty(0));
+  if ((args & has_v) || (interactive && isatty(0))) print_version();
   createargtable(L, argv, argc, script);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luaio");
   lua_call(L, 1, 1);
   lua_setglobal(L, "aio");
+  if (interactive && (a->repl = luaio__repl_new(a->h, isatty(0))) == NULL) {
+    message("cannot start the REPL: not enough memory");
+    return 1;
+  }
   if (!(args & has_E) && (status = handle_luainit(a)) != 0) return status;
   if ((status = runargs(a, argv, script)) != 0) return status;
   if (script < argc && (status = handle_script(a, argv + script)) != 0)
     return status;
-  if (args & has_i) {
-    message("the interactive REPL is not available yet (-i)");
-    return 1;
-  }
-  if (script == argc && !(args & (has_e | has_v))) {
-    if (isatty(0)) {
-      print_version();
-      message("the interactive REPL is not available yet: give a script");
-      return 1;
-    }
+  if (interactive) return luaio__repl_run(a->repl);
+  if (script == argc && !(args & (has_e | has_v)))
     return dochunk(a, luaL_loadfile(L, NULL));
-  }
   return 0;
 }
 
@@ -295,6 +317,8 @@ int main(int argc, char **argv) {
   luaL_openlibs(L);
   luaio_config_init(&cfg);
   cfg.L = L;
+  cfg.on_error = on_error;
+  cfg.ud = &a;
   a.h = luaio_new(&cfg);
   if (a.h == NULL) {
     message("cannot create the event loop");
@@ -309,7 +333,10 @@ int main(int argc, char **argv) {
   uv_unref((uv_handle_t *)&a.sigint);
   uv_unref((uv_handle_t *)&a.sigterm);
   status = run(&a, argc, argv);
+  if (a.repl != NULL) luaio__repl_close(a.repl);
   luaio_free(a.h);
   lua_close(L);
+  /* After lua_close: the state's print and io.write point at the REPL. */
+  if (a.repl != NULL) luaio__repl_free(a.repl);
   return status;
 }
