@@ -21,3 +21,4 @@ local t0, c0 = aio.time(), os.clock()
 round(N)
 local dt, dc = aio.time() - t0, os.clock() - c0
 print(string.format("RESULT %.1f %.1f", dt * 1e9 / N, dc * 1e9 / N))
+os.exit(0) -- skip the teardown (keeps callgrind counts to the measured part)
