@@ -15,6 +15,9 @@
 #include "internal.h"
 #include "lualib.h"
 
+/* Tasks resumed in one check phase before the loop polls again. */
+#define DRAIN_MAX 4096
+
 /* The registry key of the host of a state. */
 static const char hostkey = 'h';
 
@@ -50,21 +53,26 @@ void luaio__ready(task *t) {
   if (t->state != T_NEW) t->state = T_READY;
 }
 
-/* Resume the tasks that are ready now; those they make ready wait for the
-   next turn, so that sleep(0) lets every other task run once. */
+/* Resume the tasks that are ready now; those they make ready run in a
+   later round, so that sleep(0) lets every other task run once.  Rounds
+   go on without polling while tasks keep each other busy, up to a bound
+   that keeps I/O and timers from waiting long. */
 int luaio__drain(luaio *h) {
-  size_t n = h->rcount;
   int ran = 0;
-  while (n-- > 0 && h->rcount > 0) {
-    task *t = h->ready[h->rhead];
-    h->rhead = (h->rhead + 1) & (h->rcap - 1);
-    h->rcount--;
-    luaio__resume(h, t);
-    ran++;
-    if (h->budget_end > 0 && (ran & 7) == 0 &&
-        (double)luaio__now() / 1e9 >= h->budget_end)
-      break;
+  while (h->rcount > 0 && ran < DRAIN_MAX) {
+    size_t n = h->rcount;
+    while (n-- > 0 && h->rcount > 0) {
+      task *t = h->ready[h->rhead];
+      h->rhead = (h->rhead + 1) & (h->rcap - 1);
+      h->rcount--;
+      luaio__resume(h, t);
+      ran++;
+      if (h->budget_end > 0 && (ran & 7) == 0 &&
+          (double)luaio__now() / 1e9 >= h->budget_end)
+        goto out;
+    }
   }
+out:
   if (h->rcount == 0) uv_idle_stop(&h->idle);
   return ran;
 }

@@ -16,8 +16,8 @@
 #define POOL_MAX 4096 /* idle threads kept for reuse */
 #define EAGER_MAX 16  /* eager starts nested inside each other */
 
-/* The registry keys of the Task metatable and of the one of failed tasks
-   (it adds __gc). */
+/* The registry keys of the Task metatable and of the metatable of the
+   sentinel a failed task holds: its __gc reports an error nobody saw. */
 static const char taskkey = 't';
 static const char failedkey = 'f';
 
@@ -25,11 +25,7 @@ task *luaio__totask(lua_State *L, int idx) {
   task *t = lua_touserdata(L, idx);
   if (t == NULL || !lua_getmetatable(L, idx)) return NULL;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &taskkey);
-  if (!lua_rawequal(L, -1, -2)) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &failedkey);
-    if (!lua_rawequal(L, -1, -3)) t = NULL;
-    lua_pop(L, 1);
-  }
+  if (!lua_rawequal(L, -1, -2)) t = NULL;
   lua_pop(L, 2);
   return t;
 }
@@ -324,9 +320,17 @@ static void finish(luaio *h, task *t, int status, int nres) {
     t->cancel_msg = LUA_NOREF;
   }
   if (t->end == END_ERROR) {
-    /* Reported by __gc or at the end of the run unless retrieved. */
+    /* Reported when collected or at the end of the run unless retrieved.
+       A new sentinel object carries the finalizer: giving the old task
+       one would make Lua search its list of every object. */
+    push_extra(L, ud);
+    lua_newuserdatauv(L, 0, 1);
+    lua_pushvalue(L, ud);
+    lua_setiuservalue(L, -2, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &failedkey);
-    lua_setmetatable(L, ud);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "sentinel");
+    lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->failed_ref);
     lua_pushvalue(L, ud);
     lua_pushboolean(L, 1);
@@ -584,11 +588,14 @@ static void report(lua_State *L, task *t, int ud) {
   lua_pop(L, 1);
 }
 
-/* __gc of failed tasks: report an error nobody retrieved. */
-static int task_gc(lua_State *L) {
-  task *t = lua_touserdata(L, 1);
+/* __gc of a failed task's sentinel: report an error nobody retrieved. */
+static int sentinel_gc(lua_State *L) {
+  task *t;
+  lua_getiuservalue(L, 1, 1);
+  t = lua_touserdata(L, 2);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &luaio__marker);
-  if (lua_touserdata(L, -1) == t->h && !t->h->freeing) report(L, t, 1);
+  if (t != NULL && lua_touserdata(L, -1) == t->h && !t->h->freeing)
+    report(L, t, 2);
   return 0;
 }
 
@@ -636,7 +643,7 @@ static const luaL_Reg task_methods[] = {
     {"traceback", task_traceback},
     {NULL, NULL}};
 
-static void new_task_mt(lua_State *L, int with_gc) {
+void luaio__tasks_open(lua_State *L, luaio *h) {
   lua_createtable(L, 0, 4);
   luaL_newlib(L, task_methods);
   lua_setfield(L, -2, "__index");
@@ -644,18 +651,12 @@ static void new_task_mt(lua_State *L, int with_gc) {
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "luaio.Task");
   lua_setfield(L, -2, "__name");
-  if (with_gc) {
-    lua_pushcfunction(L, task_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-}
-
-void luaio__tasks_open(lua_State *L, luaio *h) {
-  new_task_mt(L, 0);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &taskkey);
   h->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  new_task_mt(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, sentinel_gc);
+  lua_setfield(L, -2, "__gc");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &failedkey);
   lua_pushlightuserdata(L, h); /* for task_msgh */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &luaio__marker);

@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 export LUA_CPATH="$build/lua/?.so;;" LUA_PATH="$here/?.lua;;"
 export LUAIO="$build/luaio"
 if [ "$4" = gc ]; then
+  export LUAIO_SPEC_SCALE=0.05
   exec "$interp" -e 'collectgarbage("incremental", 100, 400)' \
     "$(command -v busted)" --output=TAP "$spec"
 fi
