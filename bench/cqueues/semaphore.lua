@@ -1,0 +1,24 @@
+-- semaphore on cqueues: acquire, cqueues.sleep(0), release.
+local C = dofile(arg[0]:match("^(.-)[^/]*$") .. "common.lua")
+local N = tonumber(arg[1]) or 100000
+
+local function round(n)
+  local sem = C.semaphore(10)
+  local function worker()
+    sem.acquire()
+    C.sleep(0)
+    sem.release()
+  end
+  local ps = {}
+  for i = 1, n do ps[i] = C.promise.new(worker) end
+  for i = 1, n do ps[i]:get() end
+end
+
+C.run(function()
+  round(2000)
+  collectgarbage()
+  local w0, c0 = C.now(), os.clock()
+  round(N)
+  C.report(N, w0, c0)
+  os.exit(0) -- skip the teardown (keeps callgrind counts to the measured part)
+end)
