@@ -44,7 +44,7 @@ static int dns_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops dns_ops = {"getaddrinfo", dns_abandon};
+static const waitops dns_ops = {"getaddrinfo", dns_abandon, NULL};
 
 /* Push {addr, family, port} for ai, or nothing for other families. */
 static int push_addr(lua_State *L, const struct addrinfo *ai) {

@@ -120,7 +120,7 @@ static int fs_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops fs_ops = {"a file operation", fs_abandon};
+static const waitops fs_ops = {"a file operation", fs_abandon, NULL};
 
 /* The chain of requests. */
 

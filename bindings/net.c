@@ -88,7 +88,7 @@ static int resolve_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops resolve_ops = {"getaddrinfo", resolve_abandon};
+static const waitops resolve_ops = {"getaddrinfo", resolve_abandon, NULL};
 
 /* Resolve host and port (the values at 1 and 2 of the stack) into op, then
    go on with k; a literal address goes on at once. */
@@ -137,7 +137,7 @@ static int connect_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops connect_ops = {"connect", connect_abandon};
+static const waitops connect_ops = {"connect", connect_abandon, NULL};
 
 /* The new stream, set up by the options at index 3. */
 static int connected(lua_State *L, netop *op) {
@@ -420,7 +420,7 @@ static int accept_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops accept_ops = {"accept", accept_abandon};
+static const waitops accept_ops = {"accept", accept_abandon, NULL};
 
 static int k_accept(lua_State *L, int status, lua_KContext ctx);
 
@@ -622,7 +622,7 @@ static int wait_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops serve_ops = {"server", wait_abandon};
+static const waitops serve_ops = {"server", wait_abandon, NULL};
 
 static int k_serve(lua_State *L, int status, lua_KContext ctx) {
   (void)status;

@@ -230,7 +230,7 @@ static int wait_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops wait_ops = {"process", wait_abandon};
+static const waitops wait_ops = {"process", wait_abandon, NULL};
 
 static int k_wait(lua_State *L, int status, lua_KContext ctx) {
   (void)status;

@@ -128,7 +128,7 @@ static int wait_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops wait_ops = {"signal", wait_abandon};
+static const waitops wait_ops = {"signal", wait_abandon, NULL};
 
 /* Closing. */
 

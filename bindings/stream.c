@@ -463,7 +463,7 @@ static int read_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops read_ops = {"stream read", read_abandon};
+static const waitops read_ops = {"stream read", read_abandon, NULL};
 
 static int k_read(lua_State *L, int status, lua_KContext ctx);
 
@@ -688,7 +688,7 @@ static int write_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops write_ops = {"stream write", write_abandon};
+static const waitops write_ops = {"stream write", write_abandon, NULL};
 
 static int k_write(lua_State *L, int status, lua_KContext ctx);
 
@@ -767,7 +767,7 @@ static int shutdown_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops shutdown_ops = {"stream shutdown", shutdown_abandon};
+static const waitops shutdown_ops = {"stream shutdown", shutdown_abandon, NULL};
 
 static int k_shutdown(lua_State *L, int status, lua_KContext ctx) {
   sreq *r = (sreq *)ctx;

@@ -170,7 +170,7 @@ static int recv_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops recv_ops = {"udp recv_from", recv_abandon};
+static const waitops recv_ops = {"udp recv_from", recv_abandon, NULL};
 
 /* Closing. */
 
@@ -260,7 +260,7 @@ static int send_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops send_ops = {"udp send_to", send_abandon};
+static const waitops send_ops = {"udp send_to", send_abandon, NULL};
 
 static int k_send(lua_State *L, int status, lua_KContext ctx) {
   sendreq *r;

@@ -157,13 +157,13 @@ static int shielded_abandon(task *t, int woken) {
   return 0;
 }
 
-static const waitops gather_ops = {"gather", gather_abandon};
-static const waitops first_ops = {"first", gather_abandon};
-static const waitops wait_ops = {"wait", wait_abandon};
-static const waitops as_completed_ops = {"as_completed", wait_abandon};
-static const waitops wait_for_ops = {"wait_for", wait_for_abandon};
+static const waitops gather_ops = {"gather", gather_abandon, NULL};
+static const waitops first_ops = {"first", gather_abandon, NULL};
+static const waitops wait_ops = {"wait", wait_abandon, NULL};
+static const waitops as_completed_ops = {"as_completed", wait_abandon, NULL};
+static const waitops wait_for_ops = {"wait_for", wait_for_abandon, NULL};
 static const waitops cancelling_ops = {"wait_for (cancelling)",
-                                       shielded_abandon};
+                                       shielded_abandon, NULL};
 
 /* The userdata. */
 

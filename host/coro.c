@@ -47,8 +47,11 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
 static int pass_up(lua_State *L, luaio *h, int keep, lua_KFunction k) {
   if (!lua_isyieldable(L)) {
     task *t = h->current;
-    if (t != NULL && t->wops != NULL) {
+    if (t != NULL && t->wops != NULL) { /* undo the wait, nothing more */
+      if (t->state == T_READY) luaio__unready(t);
       t->wops->abandon(t, t->state == T_READY);
+      luaio__list_remove(&t->w);
+      t->wops = NULL;
       t->state = T_RUNNING;
     }
     lua_pushliteral(L, "cannot wait inside a coroutine whose resumer "

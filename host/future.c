@@ -49,7 +49,7 @@ static int k_await(lua_State *L, int status, lua_KContext ctx) {
   return results(L, f);
 }
 
-static const waitops await_ops = {"future", luaio__abandon_list};
+static const waitops await_ops = {"future", luaio__abandon_list, NULL};
 
 /* fut:await() -> ... (the values it was resolved with, or raises) */
 static int future_await(lua_State *L) {

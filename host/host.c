@@ -53,6 +53,20 @@ void luaio__ready(task *t) {
   if (t->state != T_NEW) t->state = T_READY;
 }
 
+/* Take t off the ready queue: a wait given up before it suspended. */
+void luaio__unready(task *t) {
+  luaio *h = t->h;
+  size_t i, j, mask = h->rcap - 1;
+  for (i = 0; i < h->rcount; i++)
+    if (h->ready[(h->rhead + i) & mask] == t) {
+      for (j = i; j + 1 < h->rcount; j++)
+        h->ready[(h->rhead + j) & mask] = h->ready[(h->rhead + j + 1) & mask];
+      h->rcount--;
+      break;
+    }
+  if (h->rcount == 0) uv_idle_stop(&h->idle);
+}
+
 /* Resume the tasks that are ready now; those they make ready run in a
    later round, so that sleep(0) lets every other task run once.  Rounds
    go on without polling while tasks keep each other busy, up to a bound
@@ -292,6 +306,7 @@ void luaio_free(luaio *h) {
   free(h->ready);
   free(h->heap);
   free(h->slots);
+  free(h->cascade);
   free(h);
 }
 

@@ -48,6 +48,9 @@ struct task *luaio__list_pop(waitlist *l); /* NULL when empty */
 typedef struct waitops {
   const char *what; /* for <task … waiting on X> */
   int (*abandon)(struct task *t, int woken);
+  /* Optional: what a cancellation of the waiting task passes on (an await
+     cancels the awaited task); called after abandon succeeded. */
+  void (*propagate)(struct task *t, void *obj);
 } waitops;
 
 /* A watch: C code told when a task finishes (gather, wait, task groups).
@@ -140,6 +143,9 @@ struct luaio {
   task *current;
   size_t ntasks; /* live tasks */
   uint64_t next_id, next_scope;
+  task **cascade;           /* tasks whose cancellation is being passed on */
+  size_t ncascade, ccascade;
+  unsigned char cascading;
   int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
   int nreported;     /* errors sent to on_error */
   double budget_end; /* luaio_step: stop draining after this */
@@ -155,6 +161,7 @@ struct luaio {
 luaio *luaio__host(lua_State *L); /* the host of upvalue 1 */
 luaio *luaio__find_host(lua_State *L); /* NULL if L has no host */
 void luaio__ready(task *t);
+void luaio__unready(task *t); /* off the ready queue (rare) */
 void luaio__report(luaio *h, const char *msg);
 int luaio__drain(luaio *h);
 void luaio__run_main(luaio *h, task *t);

@@ -267,9 +267,9 @@ static int put_abandon(task *t, int woken) {
   return !lua_toboolean(t->co, -1);
 }
 
-static const waitops get_ops = {"queue get", get_abandon};
-static const waitops put_ops = {"queue put", put_abandon};
-static const waitops join_ops = {"queue join", luaio__abandon_list};
+static const waitops get_ops = {"queue get", get_abandon, NULL};
+static const waitops put_ops = {"queue put", put_abandon, NULL};
+static const waitops join_ops = {"queue join", luaio__abandon_list, NULL};
 
 /* The methods.  Their upvalue 1 is the queues' metatable. */
 

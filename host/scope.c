@@ -6,6 +6,8 @@
 ** error names the outermost such scope, which is the one that catches it.
 */
 
+#include <stdlib.h>
+
 #include "internal.h"
 
 /* The registry key of the shield scopes' metatable. */
@@ -45,6 +47,8 @@ scope *luaio__cancelled_scope(task *t) {
 /* Interrupt the task's wait if a cancellation now takes effect on it. */
 static void interrupt(task *t) {
   lua_State *co = t->co;
+  const waitops *ops;
+  void *obj;
   scope *s;
   int woken;
   if (t->state == T_WAITING)
@@ -62,8 +66,12 @@ static void interrupt(task *t) {
     return; /* new, running: its next wait raises */
   }
   s = luaio__cancelled_scope(t);
-  if (s == NULL || !t->wops->abandon(t, woken)) return;
+  if (s == NULL) return;
+  ops = t->wops;
+  obj = t->wobj;
+  if (!ops->abandon(t, woken)) return;
   t->wops = NULL;
+  if (ops->propagate != NULL) ops->propagate(t, obj);
   if (woken) lua_pop(co, t->nwake);
   lua_checkstack(co, 4);
   luaio__cancelled_push(co, s);
@@ -72,12 +80,32 @@ static void interrupt(task *t) {
   if (!woken) luaio__ready(t);
 }
 
+/* Cancelling one task may cancel others (the task it awaits, a group's
+   children): those are interrupted from a worklist, not by recursion, so
+   a chain of 100,000 awaits needs no C stack. */
 void luaio__scope_cancel(scope *s) {
+  luaio *h;
   if (s->cancelled) return;
   s->cancelled = 1;
   if (!s->active) return;
   s->task->ncancelled++;
+  h = s->task->h;
+  if (h->cascading) {
+    if (h->ncascade == h->ccascade) {
+      size_t n = h->ccascade ? h->ccascade * 2 : 64;
+      task **q = realloc(h->cascade, n * sizeof *q);
+      if (q == NULL) abort(); /* a lost cancellation would hang a task */
+      h->cascade = q;
+      h->ccascade = n;
+    }
+    h->cascade[h->ncascade++] = s->task;
+    return;
+  }
+  h->cascading = 1;
   interrupt(s->task);
+  while (h->ncascade > 0)
+    interrupt(h->cascade[--h->ncascade]);
+  h->cascading = 0;
 }
 
 /* A task ended inside scopes it never closed (a timeout or group object

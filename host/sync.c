@@ -110,7 +110,7 @@ static int lock_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops lock_ops = {"lock", lock_abandon};
+static const waitops lock_ops = {"lock", lock_abandon, NULL};
 
 /* Take l for the running task, in line behind the waiters; returns the
    object at index 1 (the lock or its condition). */
@@ -189,7 +189,7 @@ static int sem_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops sem_ops = {"semaphore", sem_abandon};
+static const waitops sem_ops = {"semaphore", sem_abandon, NULL};
 
 static sem *checksem(lua_State *L) {
   sem *s = luaL_testudata(L, 1, SEM_MT);
@@ -276,7 +276,7 @@ static int aio_bounded_semaphore(lua_State *L) { return new_sem(L, 1); }
 
 /* Event. */
 
-static const waitops event_ops = {"event", luaio__abandon_list};
+static const waitops event_ops = {"event", luaio__abandon_list, NULL};
 
 static event *checkevent(lua_State *L) {
   return luaL_checkudata(L, 1, EVENT_MT);
@@ -379,9 +379,9 @@ static int reacquire_abandon(task *t, int woken) {
   return 0;
 }
 
-static const waitops cond_ops = {"condition", cond_abandon};
+static const waitops cond_ops = {"condition", cond_abandon, NULL};
 static const waitops reacquire_ops = {"lock (condition re-acquiring)",
-                                      reacquire_abandon};
+                                      reacquire_abandon, NULL};
 
 static int start_wait(lua_State *L, cond *c, lua_KContext ctx);
 
@@ -538,7 +538,7 @@ static int aio_condition(lua_State *L) {
 
 /* Barrier. */
 
-static const waitops barrier_ops = {"barrier", luaio__abandon_list};
+static const waitops barrier_ops = {"barrier", luaio__abandon_list, NULL};
 
 static barrier *checkbarrier(lua_State *L) {
   return luaL_checkudata(L, 1, BARRIER_MT);

@@ -86,29 +86,37 @@ static void push_where(lua_State *L, task *t, int idx) {
   lua_concat(L, 3);
 }
 
-/* The chain of tasks awaiting t: "\nawaited by task 'A' (…)" lines. */
-static void push_awaiters(lua_State *L, task *t, int depth) {
+/* The chain of tasks awaiting t: "\n  awaited by task 'A' (…)" lines, at
+   most *left of them. */
+static void push_awaiters(lua_State *L, task *t, int *left) {
   luaL_Buffer b;
   waiter *w;
   luaL_buffinit(L, &b);
-  for (w = t->awaiters.head; w != NULL && depth < 16; w = w->next) {
+  for (w = t->awaiters.head; w != NULL; w = w->next) {
     task *a = container_of(w, task, w);
+    if ((*left)-- <= 0) {
+      luaL_addstring(&b, "\n  (and more awaiting tasks)");
+      break;
+    }
     luaL_addstring(&b, "\n  awaited by ");
     luaio__pushtask(L, a);
     push_where(L, a, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
-    push_awaiters(L, a, depth + 1);
+    push_awaiters(L, a, left);
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
 }
 
 /* The message handler of task_main: keeps the report of a failure, with
-   the traceback from where it was raised. */
+   the traceback from where it was raised.  An error re-raised from an
+   awaited task keeps a link to that task (extra.cause, set by await), and
+   the full report follows the links when it is read. */
 static int task_msgh(lua_State *L) {
   luaio *h;
   task *t;
+  int left = 12;
   if (luaio__is_error(L, 1, "CancelledError")) return 1;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &luaio__marker);
   h = lua_touserdata(L, -1);
@@ -119,28 +127,66 @@ static int task_msgh(lua_State *L) {
   luaL_traceback(L, L, lua_tostring(L, 3), 1);
   lua_pushliteral(L, "\nin ");
   push_where(L, t, 2);
-  push_awaiters(L, t, 0);
+  push_awaiters(L, t, &left);
   lua_concat(L, 4); /* 4: the report */
-  push_extra(L, 2); /* 5 */
-  /* An error re-raised from an awaited task keeps that task's report. */
-  if (lua_getfield(L, 5, "cause") == LUA_TUSERDATA) {
-    task *c = lua_touserdata(L, 6);
-    lua_getiuservalue(L, 6, TUV_RESULT);
-    if (c->end == END_ERROR && lua_rawequal(L, 7, 1)) {
-      push_extra(L, 6);
-      if (lua_getfield(L, 8, "traceback") == LUA_TSTRING) {
-        lua_pushliteral(L, "\nre-raised by:\n");
-        lua_pushvalue(L, 4);
-        lua_concat(L, 3);
-        lua_replace(L, 4);
-      }
-    }
-  }
-  lua_settop(L, 5);
-  lua_pushvalue(L, 4);
-  lua_setfield(L, 5, "traceback");
+  push_extra(L, 2);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "traceback");
   lua_settop(L, 1);
   return 1;
+}
+
+/* The report of the failed task at ud: the first task's report, then each
+   task that re-raised the same error by awaiting it. */
+static void push_report(lua_State *L, int ud) {
+  int n = 0, i, top;
+  ud = lua_absindex(L, ud);
+  top = lua_gettop(L);
+  lua_pushvalue(L, ud);
+  for (;;) { /* push the chain of causes, newest first */
+    task *c;
+    n++;
+    luaL_checkstack(L, 6, "report");
+    push_extra(L, -1);
+    lua_getfield(L, -1, "cause");
+    lua_remove(L, -2);
+    c = lua_type(L, -1) == LUA_TUSERDATA ? luaio__totask(L, -1) : NULL;
+    if (c == NULL || c->end != END_ERROR || n >= 64) {
+      lua_pop(L, 1);
+      break;
+    }
+    lua_getiuservalue(L, -1, TUV_RESULT);
+    lua_getiuservalue(L, ud, TUV_RESULT);
+    if (!lua_rawequal(L, -1, -2)) {
+      lua_pop(L, 3);
+      break;
+    }
+    lua_pop(L, 2);
+  }
+  luaL_checkstack(L, 3 * n + 8, "report");
+  for (i = n; i >= 1; i--) { /* oldest first; a long chain loses its middle */
+    if (n > 8 && i < n - 2 && i > 3) {
+      if (i == n - 3)
+        lua_pushfstring(L, "\n(re-raised by %d more tasks)", n - 6);
+      continue;
+    }
+    if (i != n) lua_pushliteral(L, "\nre-raised by:\n");
+    push_extra(L, top + i);
+    if (lua_getfield(L, -1, "traceback") != LUA_TSTRING) {
+      task *c = lua_touserdata(L, top + i);
+      lua_pop(L, 1);
+      lua_getiuservalue(L, top + i, TUV_RESULT);
+      luaio__push_errmsg(L, -1);
+      lua_remove(L, -2);
+      lua_pushliteral(L, "\nin ");
+      push_where(L, c, top + i);
+      lua_concat(L, 3);
+    }
+    lua_remove(L, -2);
+  }
+  lua_concat(L, lua_gettop(L) - top - n);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
 }
 
 static int k_task_main(lua_State *L, int status, lua_KContext ctx) {
@@ -400,15 +446,15 @@ int luaio__pushresults(lua_State *L, task *t, int raise) {
 
 /* Awaiting. */
 
-static int await_abandon(task *self, int woken) {
-  task *t = self->wobj;
-  if (!woken) luaio__list_remove(&self->w);
-  luaio__task_cancel(t); /* cancelling the waiter cancels the awaited */
-  return 1;
+/* Cancelling the waiter cancels the awaited task. */
+static void await_propagate(task *self, void *awaited) {
+  (void)self;
+  luaio__task_cancel(awaited);
 }
 
-static const waitops await_ops = {"await", await_abandon};
-static const waitops shield_ops = {"shield", luaio__abandon_list};
+static const waitops await_ops = {"await", luaio__abandon_list,
+                                  await_propagate};
+static const waitops shield_ops = {"shield", luaio__abandon_list, NULL};
 
 static int k_await(lua_State *L, int status, lua_KContext ctx) {
   task *t = lua_touserdata(L, 1);
@@ -457,12 +503,12 @@ void luaio__task_cancel_msg(lua_State *L, task *t, const char *msg) {
 /* t:cancel([msg]) -> boolean: false if the task is already done */
 static int task_cancel(lua_State *L) {
   task *t = luaio__checktask(L, 1);
+  int pending = t->state != T_DONE;
   if (lua_isnoneornil(L, 2))
-    lua_pushboolean(L, luaio__task_cancel(t));
-  else {
-    lua_pushboolean(L, t->state != T_DONE);
+    luaio__task_cancel(t);
+  else
     luaio__task_cancel_msg(L, t, luaL_tolstring(L, 2, NULL));
-  }
+  lua_pushboolean(L, pending);
   return 1;
 }
 
@@ -537,8 +583,8 @@ static int task_set_name(lua_State *L) {
 static int task_traceback(lua_State *L) {
   task *t = luaio__checktask(L, 1);
   if (t->end != END_ERROR) return 0;
-  push_extra(L, 1);
-  lua_getfield(L, -1, "traceback");
+  lua_settop(L, 1);
+  push_report(L, 1);
   return 1;
 }
 
@@ -565,17 +611,8 @@ static int task_tostring(lua_State *L) {
 /* What a failed task at ud reports: its error with the traceback of where
    it was raised, the task and the tasks awaiting it. */
 void luaio__push_failure(lua_State *L, task *t, int ud) {
-  push_extra(L, ud);
-  if (lua_getfield(L, -1, "traceback") != LUA_TSTRING) {
-    lua_pop(L, 1);
-    lua_getiuservalue(L, ud, TUV_RESULT);
-    luaio__push_errmsg(L, -1);
-    lua_remove(L, -2);
-    lua_pushliteral(L, "\nin ");
-    push_where(L, t, ud);
-    lua_concat(L, 3);
-  }
-  lua_remove(L, -2);
+  (void)t;
+  push_report(L, ud);
 }
 
 static void report(lua_State *L, task *t, int ud) {

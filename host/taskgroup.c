@@ -158,7 +158,7 @@ static int exit_abandon(task *t, int woken) {
   return 0;
 }
 
-static const waitops exit_ops = {"task group", exit_abandon};
+static const waitops exit_ops = {"task group", exit_abandon, NULL};
 
 /* Leave the scope: raise the ErrorGroup, or let err through. */
 static int finish_close(lua_State *L, group *g) {

@@ -108,8 +108,8 @@ static int sleep_abandon(task *t, int woken) {
   return 1;
 }
 
-static const waitops sleep_ops = {"sleep", sleep_abandon};
-static const waitops yield_ops = {"sleep(0)", luaio__abandon_list};
+static const waitops sleep_ops = {"sleep", sleep_abandon, NULL};
+static const waitops yield_ops = {"sleep(0)", luaio__abandon_list, NULL};
 
 static void on_sleep(tnode *n) {
   luaio__wake(container_of(n, task, sleep), NULL, 0);
