@@ -117,10 +117,9 @@ static void on_sleep(tnode *n) {
 
 static int k_sleep(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  (void)ctx;
   luaio__resumed(L, luaio__host(L)->current);
   lua_settop(L, 2);
-  return 1;
+  return (int)ctx; /* the value, if one was given */
 }
 
 /* aio.sleep(s [, value]) -> value */
@@ -128,18 +127,20 @@ static int aio_sleep(lua_State *L) {
   luaio *h = luaio__host(L);
   lua_Number s = luaL_checknumber(L, 1);
   task *t;
+  int has_value;
   luaL_argcheck(L, !isnan(s), 1, "not a number");
   t = luaio__enter_wait(L, h);
+  has_value = lua_gettop(L) >= 2;
   lua_settop(L, 2);
   if (s <= 0) {
     luaio__ready(t);
-    return luaio__wait(L, t, &yield_ops, NULL, 0, k_sleep);
+    return luaio__wait(L, t, &yield_ops, NULL, has_value, k_sleep);
   }
   if (s < 1e9) { /* longer than 30 years: forever */
     t->sleep.fire = on_sleep;
     luaio__timer_add(h, &t->sleep, luaio__now() + (uint64_t)(s * 1e9));
   }
-  return luaio__wait(L, t, &sleep_ops, NULL, 0, k_sleep);
+  return luaio__wait(L, t, &sleep_ops, NULL, has_value, k_sleep);
 }
 
 /* aio.time() -> seconds on the loop's monotonic clock */

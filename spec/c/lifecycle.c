@@ -195,6 +195,112 @@ static void test_free_cancels(void) {
   lua_close(L);
 }
 
+/* The application runs the loop itself (as one already built on libuv
+   does); luaio's tasks still run, from the loop's check phase. */
+static void test_app_runs_loop(void) {
+  uv_loop_t loop;
+  luaio *h;
+  CHECK(uv_loop_init(&loop) == 0);
+  h = new_host(&loop, NULL, NULL);
+  CHECK(luaio_dostring(h,
+                       "local aio = require 'luaio'\n"
+                       "local ts = {}\n"
+                       "for i = 1, 5 do ts[i] = aio.spawn(function() "
+                       "aio.sleep(0.001 * i) return i end) end\n"
+                       "total = 0\n"
+                       "for i = 1, 5 do total = total + ts[i]:await() end\n",
+                       "=app") == 0);
+  uv_run(&loop, UV_RUN_DEFAULT); /* returns once nothing is left */
+  CHECK(getint(luaio_state(h), "total") == 15);
+  luaio_free(h);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* A frame's budget stops the scheduler after the task that used it up:
+   with a budget too small for any task, each step resumes exactly one,
+   and the rest keep their order for the next frames. */
+static void test_budget(void) {
+  luaio *h = luaio_new(NULL);
+  lua_State *L = luaio_state(h);
+  int step;
+  CHECK(luaio_dostring(h,
+                       "local aio = require 'luaio'\n"
+                       "order = ''\n"
+                       "for i = 1, 5 do aio.spawn(function() "
+                       "order = order .. i end) end\n",
+                       "=budget") == 0);
+  luaio_step(h, 0, 1e-9); /* runs only the chunk, which spawns five */
+  for (step = 1; step <= 5; step++) {
+    size_t len;
+    lua_getglobal(L, "order");
+    lua_tolstring(L, -1, &len);
+    CHECK((int)len == step - 1);
+    lua_pop(L, 1);
+    luaio_step(h, 0, 1e-9);
+  }
+  lua_getglobal(L, "order");
+  CHECK(strcmp(lua_tostring(L, -1), "12345") == 0);
+  lua_pop(L, 1);
+  CHECK(luaio_step(h, 0, 0) == 0);
+  luaio_free(h);
+}
+
+/* Futures: awaited from Lua, settled from C; settling twice is reported
+   through on_error, and an awaiter that is cancelled leaves the future
+   usable. */
+static void test_futures(void) {
+  errors e = {0};
+  luaio *h = new_host(NULL, NULL, &e);
+  lua_State *L = luaio_state(h);
+  luaio_future *ok, *bad, *late;
+  ok = luaio_future_new(L);
+  lua_setglobal(L, "ok_f");
+  bad = luaio_future_new(L);
+  lua_setglobal(L, "bad_f");
+  late = luaio_future_new(L);
+  lua_setglobal(L, "late_f");
+  CHECK(luaio_dostring(
+            h,
+            "local aio = require 'luaio'\n"
+            "a, b = ok_f:await()\n"
+            "local okk, err = pcall(bad_f.await, bad_f)\n"
+            "bad = err\n"
+            "local t = aio.spawn(function() return late_f:await() end)\n"
+            "aio.sleep(0)\n"
+            "t:cancel()\n"
+            "cancelled = not pcall(t.await, t)\n"
+            "late = late_f:await()\n",
+            "=futures") == 0);
+  luaio_step(h, 0, 0);
+  lua_pushinteger(L, 7);
+  lua_pushstring(L, "seven");
+  luaio_future_resolve(ok, L, 2);
+  lua_pushstring(L, "refused");
+  luaio_future_reject(bad, L);
+  luaio_step(h, 0, 0);
+  luaio_step(h, 0, 0);
+  lua_pushstring(L, "on time");
+  luaio_future_resolve(late, L, 1);
+  CHECK(luaio_run(h) == 0);
+  CHECK(getint(L, "a") == 7);
+  lua_getglobal(L, "b");
+  CHECK(strcmp(lua_tostring(L, -1), "seven") == 0);
+  lua_getglobal(L, "bad");
+  CHECK(strcmp(lua_tostring(L, -1), "refused") == 0);
+  lua_getglobal(L, "cancelled");
+  CHECK(lua_toboolean(L, -1));
+  lua_getglobal(L, "late");
+  CHECK(strcmp(lua_tostring(L, -1), "on time") == 0);
+  lua_pop(L, 4);
+  CHECK(e.n == 0);
+  lua_pushinteger(L, 1);
+  luaio_future_resolve(ok, L, 1); /* twice: reported, not a crash */
+  CHECK(e.n == 1);
+  CHECK(strstr(e.last, "already settled") != NULL);
+  CHECK(lua_gettop(L) == 0);
+  luaio_free(h);
+}
+
 int main(void) {
   test_run();
   test_syntax_error();
@@ -203,6 +309,9 @@ int main(void) {
   test_step();
   test_two_hosts();
   test_free_cancels();
+  test_app_runs_loop();
+  test_budget();
+  test_futures();
   if (failures == 0) printf("lifecycle: all checks passed\n");
   return failures != 0;
 }
