@@ -100,6 +100,7 @@ enum { END_NONE, END_OK, END_ERROR, END_CANCELLED }; /* how a task ended */
 enum { TUV_THREAD = 1, TUV_RESULT, TUV_NAME, TUV_EXTRA, TUV_COUNT = TUV_EXTRA };
 
 typedef struct task {
+  const void *magic; /* luaio__task_magic: tells a task from others */
   luaio *h;
   lua_State *co; /* the task's thread; NULL when done */
   int ref;       /* anchor in the host's live-task table */
@@ -143,7 +144,7 @@ struct luaio {
   task *current;
   size_t ntasks; /* live tasks */
   uint64_t next_id, next_scope;
-  task **cascade;           /* tasks whose cancellation is being passed on */
+  task **cascade; /* tasks whose cancellation is being passed on */
   size_t ncascade, ccascade;
   unsigned char cascading;
   int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
@@ -158,7 +159,7 @@ struct luaio {
 };
 
 /* host.c */
-luaio *luaio__host(lua_State *L); /* the host of upvalue 1 */
+luaio *luaio__host(lua_State *L);      /* the host of upvalue 1 */
 luaio *luaio__find_host(lua_State *L); /* NULL if L has no host */
 void luaio__ready(task *t);
 void luaio__unready(task *t); /* off the ready queue (rare) */
@@ -167,7 +168,8 @@ int luaio__drain(luaio *h);
 void luaio__run_main(luaio *h, task *t);
 
 /* task.c */
-extern const char luaio__marker; /* a task's own yields */
+extern const char luaio__marker;
+extern const char luaio__task_magic; /* a task's own yields */
 task *luaio__spawn(lua_State *L, luaio *h, int nargs);
 task *luaio__totask(lua_State *L, int idx); /* NULL if not a task */
 task *luaio__checktask(lua_State *L, int idx);

@@ -477,13 +477,10 @@ static int queue_tostring(lua_State *L) {
   return 1;
 }
 
-/* q.maxsize, and the methods; upvalue 1 is the methods table */
-static int queue_index(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  if (lua_type(L, 2) == LUA_TSTRING &&
-      strcmp(lua_tostring(L, 2), "maxsize") == 0)
-    lua_pushinteger(L, ((queue *)lua_touserdata(L, 1))->maxsize);
+/* q:maxsize() -> n (0: unbounded).  A method, not a field, so that
+   __index is a plain table and method calls cost no C call. */
+static int queue_maxsize(lua_State *L) {
+  lua_pushinteger(L, checkqueue(L)->maxsize);
   return 1;
 }
 
@@ -498,6 +495,7 @@ static const luaL_Reg queue_methods[] = {{"put", queue_put},
                                          {"task_done", queue_task_done},
                                          {"join", queue_join},
                                          {"shutdown", queue_shutdown},
+                                         {"maxsize", queue_maxsize},
                                          {NULL, NULL}};
 
 /* Push the queues' metatable of this state, made on first use. */
@@ -508,7 +506,6 @@ static void push_metatable(lua_State *L) {
   lua_createtable(L, 0, 12);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, queue_methods, 1);
-  lua_pushcclosure(L, queue_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, queue_tostring, 1);

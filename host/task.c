@@ -16,17 +16,19 @@
 #define POOL_MAX 4096 /* idle threads kept for reuse */
 #define EAGER_MAX 16  /* eager starts nested inside each other */
 
-/* The registry keys of the Task metatable and of the metatable of the
-   sentinel a failed task holds: its __gc reports an error nobody saw. */
-static const char taskkey = 't';
+/* The registry key of the metatable of the sentinel a failed task holds:
+   its __gc reports an error nobody saw. */
 static const char failedkey = 'f';
 
+const char luaio__task_magic = 'T';
+
+/* A task is a full userdata of a task's size whose first field points at
+   luaio__task_magic: checked without a table lookup. */
 task *luaio__totask(lua_State *L, int idx) {
   task *t = lua_touserdata(L, idx);
-  if (t == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &taskkey);
-  if (!lua_rawequal(L, -1, -2)) t = NULL;
-  lua_pop(L, 2);
+  if (t == NULL || lua_type(L, idx) != LUA_TUSERDATA ||
+      lua_rawlen(L, idx) != sizeof *t || t->magic != &luaio__task_magic)
+    return NULL;
   return t;
 }
 
@@ -216,6 +218,7 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   if (!lua_checkstack(L, 6)) luaL_error(L, "stack overflow");
   t = lua_newuserdatauv(L, sizeof *t, TUV_COUNT);
   memset(t, 0, sizeof *t);
+  t->magic = &luaio__task_magic;
   t->h = h;
   t->id = h->next_id++;
   t->cancel_msg = LUA_NOREF;
@@ -688,8 +691,6 @@ void luaio__tasks_open(lua_State *L, luaio *h) {
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "luaio.Task");
   lua_setfield(L, -2, "__name");
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &taskkey);
   h->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, sentinel_gc);

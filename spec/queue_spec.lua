@@ -64,7 +64,7 @@ describe("aio.queue", function()
   it("makes put wait while full", function()
     run(function()
       local q = aio.queue(2)
-      assert.equal(2, q.maxsize)
+      assert.equal(2, q:maxsize())
       local done = 0
       local p = aio.spawn(function()
         for i = 1, 3 do q:put(i); done = done + 1 end
@@ -85,7 +85,7 @@ describe("aio.queue", function()
   it("is unbounded with maxsize 0 or none", function()
     run(function()
       for _, q in ipairs({aio.queue(), aio.queue(0)}) do
-        assert.equal(0, q.maxsize)
+        assert.equal(0, q:maxsize())
         for i = 1, 1000 do q:put_nowait(i) end
         assert.is_false(q:full())
         assert.equal(1000, q:qsize())
