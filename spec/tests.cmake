@@ -53,3 +53,20 @@ if(LUAIO_EXAMPLES)
   add_test(NAME install:pkgconfig COMMAND ${CMAKE_SOURCE_DIR}/examples/install_check.sh
     ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
 endif()
+
+# Thousands of connections: under the ASan tree's leak checker (host:) and
+# under valgrind, nothing leaks and nothing freed is touched.
+add_test(NAME host:connections COMMAND $<TARGET_FILE:luaio>
+  ${CMAKE_SOURCE_DIR}/spec/leak/connections.lua 2000)
+set(connections_ok "2000 echoes of 2000, refused: ECONNREFUSED")
+set_tests_properties(host:connections PROPERTIES
+  PASS_REGULAR_EXPRESSION "${connections_ok}"
+  FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error")
+if(VALGRIND)
+  add_test(NAME valgrind:connections COMMAND ${VALGRIND} --error-exitcode=3
+    --leak-check=full --errors-for-leak-kinds=definite,indirect
+    $<TARGET_FILE:luaio> ${CMAKE_SOURCE_DIR}/spec/leak/connections.lua 2000)
+  set_tests_properties(valgrind:connections PROPERTIES
+    PASS_REGULAR_EXPRESSION "${connections_ok}"
+    FAIL_REGULAR_EXPRESSION "ERROR SUMMARY: [1-9]|definitely lost: [1-9]")
+endif()
