@@ -1,11 +1,7 @@
 -- aio.barrier(n): arrival indexes, reuse, reset, abort, cancellation.
 local aio = require "luaio"
-
--- The size of the large cases; the gc: variant runs them smaller.
-local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
-local BIG, MANY = math.floor(100000 * SCALE), math.floor(10000 * SCALE)
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local BIG, MANY, run = S.BIG, S.MANY, S.run
 
 local function assert_raises(type, fn, ...)
   local ok, e = pcall(fn, ...)

@@ -1,8 +1,8 @@
 -- Cancellation: level-triggered (Trio) under asyncio's names.  API.md
 -- "Tasks", DESIGN.md "Cancellation", SEMANTICS.md "Tasks and cancellation".
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function is_cancelled(e) return aio.is_error(e, "CancelledError") end
 

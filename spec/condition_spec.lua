@@ -1,16 +1,8 @@
 -- aio.condition([lock]): wait releases the lock and always re-acquires it,
 -- also when cancelled; notifications are never lost to a cancellation.
 local aio = require "luaio"
-
--- The size of the large cases; the gc: variant runs them smaller.
-local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
-local BIG, MANY = math.floor(100000 * SCALE), math.floor(10000 * SCALE)
-
-local function run(fn) return aio.run(fn) end
-
-local function waiting(obj)
-  return tonumber(tostring(obj):match("(%d+) waiting"))
-end
+local S = require "support"
+local BIG, MANY, run, waiting = S.BIG, S.MANY, S.run, S.waiting
 
 local function assert_raises(type, fn, ...)
   local ok, e = pcall(fn, ...)

@@ -4,8 +4,8 @@
 -- wait", SEMANTICS.md "Known failure modes" (yield across a C-call
 -- boundary).
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 -- A task that counts turns of the loop while it lives.
 local function ticker()

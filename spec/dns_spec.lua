@@ -1,7 +1,7 @@
 -- aio.getaddrinfo: name resolution on libuv's thread pool.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function addrs(list)
   local set = {}

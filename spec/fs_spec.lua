@@ -1,8 +1,8 @@
 -- aio.fs: files through libuv's thread pool, never blocking the loop.
 local aio = require "luaio"
+local S = require "support"
+local run = S.run
 local fs = aio.fs
-
-local function run(fn) return aio.run(fn) end
 
 -- A fresh temporary folder, removed with everything in it by the caller.
 local function tempdir()

@@ -1,8 +1,8 @@
 -- aio.json: lua-cjson with strict settings, an instance of luaio's own.
 local aio = require "luaio"
+local S = require "support"
+local run = S.run
 local json = aio.json
-
-local function run(fn) return aio.run(fn) end
 
 local function raises(fn, ...)
   local ok, err = pcall(fn, ...)

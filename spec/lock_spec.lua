@@ -1,20 +1,7 @@
 -- aio.lock(): FIFO hand-off, cancellation at every wait point, <close>.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
-
--- The number of tasks waiting on a sync object, read from tostring.
-local function waiting(obj)
-  return tonumber(tostring(obj):match("(%d+) waiting"))
-end
-
--- Await a task that should end cancelled.
-local function assert_cancelled(t)
-  local ok, e = pcall(t.await, t)
-  assert.is_false(ok)
-  assert.is_true(aio.is_error(e, "CancelledError"))
-  assert.is_true(t:cancelled())
-end
+local S = require "support"
+local run, waiting, assert_cancelled = S.run, S.waiting, S.assert_cancelled
 
 describe("aio.lock", function()
   it("acquire returns the lock; release frees it", function()

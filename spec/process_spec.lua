@@ -1,7 +1,7 @@
 -- Processes: aio.subprocess, aio.exec, aio.getpid.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function sh(script, opts)
   return aio.exec("sh", {"-c", script}, opts)

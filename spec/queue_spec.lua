@@ -3,12 +3,8 @@
 -- shutdown, iter, and many waiters.  Regression specs name the CPython test
 -- or bug they come from (SEMANTICS.md, "Queue").
 local aio = require "luaio"
-
--- The size of the large cases; the gc: variant runs them smaller.
-local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
-local BIG, MANY = math.floor(100000 * SCALE), math.floor(10000 * SCALE)
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local BIG, MANY, run = S.BIG, S.MANY, S.run
 
 -- The luaio error type raised by fn(...), or nil if it did not raise.
 local function raised(fn, ...)

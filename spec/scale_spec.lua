@@ -5,12 +5,12 @@
 -- results, order, memory and CPU time relative to a baseline in the same
 -- process.
 local aio = require "luaio"
+local S = require "support"
+local run, SCALE = S.run, S.SCALE
 
 -- The size of the large cases; the gc: variant runs them smaller.
 local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
 local BIG = math.floor(100000 * SCALE)
-
-local function run(fn) return aio.run(fn) end
 
 local function is_cancelled(e) return aio.is_error(e, "CancelledError") end
 

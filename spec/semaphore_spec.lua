@@ -1,23 +1,8 @@
 -- aio.semaphore(n), aio.bounded_semaphore(n): permits handed straight to
 -- FIFO waiters, cancellation never losing or doubling a permit.
 local aio = require "luaio"
-
--- The size of the large cases; the gc: variant runs them smaller.
-local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
-local BIG, MANY = math.floor(100000 * SCALE), math.floor(10000 * SCALE)
-
-local function run(fn) return aio.run(fn) end
-
-local function waiting(obj)
-  return tonumber(tostring(obj):match("(%d+) waiting"))
-end
-
-local function assert_cancelled(t)
-  local ok, e = pcall(t.await, t)
-  assert.is_false(ok)
-  assert.is_true(aio.is_error(e, "CancelledError"))
-  assert.is_true(t:cancelled())
-end
+local S = require "support"
+local BIG, MANY, run, waiting, assert_cancelled = S.BIG, S.MANY, S.run, S.waiting, S.assert_cancelled
 
 local function assert_raises(type, fn, ...)
   local ok, e = pcall(fn, ...)

@@ -1,8 +1,8 @@
 -- aio.shield(fn, ...) and aio.shield(task).  API.md "Combining tasks" and
 -- "Tasks"; DESIGN.md "Cancellation"; SEMANTICS.md "gather and shield".
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function is_cancelled(e) return aio.is_error(e, "CancelledError") end
 

@@ -1,7 +1,7 @@
 -- aio.signal and aio.on_signal: signals sent to ourselves.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 -- Our pid, from /proc (the first field of /proc/self/stat).
 local function getpid()

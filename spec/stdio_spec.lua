@@ -2,10 +2,10 @@
 -- descriptors are (pipe, file, /dev/null), checked by running small
 -- scripts under the luaio command.
 local aio = require "luaio"
+local S = require "support"
+local run = S.run
 
 local LUAIO = os.getenv("LUAIO") or "luaio"
-
-local function run(fn) return aio.run(fn) end
 
 -- Write a script to a temporary file; returns its path.
 local function script(code)

@@ -1,8 +1,8 @@
 -- Streams: buffered reads, back-pressured writes, shutdown and close,
 -- cancellation of reads and writes; exercised over loopback TCP.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 -- A server whose handler is fn(stream); returns the server and a
 -- connected client stream.

@@ -1,7 +1,7 @@
 -- TCP: aio.open_connection, aio.start_server and the server object.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function echo(s)
   for line in s:lines() do assert(s:write(line .. "\n")) end

@@ -1,8 +1,8 @@
 -- Timeout scopes: aio.timeout, aio.timeout_at (CPython test_timeouts,
 -- Trio test_cancel_scope_nesting).
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 describe("aio.timeout", function()
   it("turns its own expiry into TimeoutError; the inside saw CancelledError",

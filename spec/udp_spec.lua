@@ -1,7 +1,7 @@
 -- aio.udp: UDP sockets on loopback.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function pair()
   local a = assert(aio.udp.bind("127.0.0.1", 0))

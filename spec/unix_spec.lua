@@ -1,7 +1,7 @@
 -- Unix sockets: aio.open_unix_connection and aio.start_unix_server.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 -- A fresh path for a socket in a temporary folder.
 local function sockpath()

@@ -1,7 +1,7 @@
 -- aio.wait_for.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 -- Burn the CPU without letting the loop run.
 local function busy(s)

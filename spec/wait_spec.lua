@@ -1,7 +1,7 @@
 -- aio.wait and aio.as_completed.
 local aio = require "luaio"
-
-local function run(fn) return aio.run(fn) end
+local S = require "support"
+local run = S.run
 
 local function sleeper(s, v)
   return function() aio.sleep(s) return v end

@@ -1,0 +1,28 @@
+-- Helpers the specs share: require "support" (spec/ is on LUA_PATH).
+local aio = require "luaio"
+local assert = require "luassert"
+
+local M = {}
+
+-- The size of the large cases; the gc: variant runs them smaller.
+M.SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
+M.BIG = math.floor(100000 * M.SCALE)
+M.MANY = math.floor(10000 * M.SCALE)
+
+-- Run a spec body as a task (nested under the luaio command).
+function M.run(fn) return aio.run(fn) end
+
+-- The number of tasks waiting on a primitive, read from its tostring.
+function M.waiting(obj)
+  return tonumber(tostring(obj):match("(%d+) waiting"))
+end
+
+-- Await a task that should end cancelled.
+function M.assert_cancelled(t)
+  local ok, e = pcall(t.await, t)
+  assert.is_false(ok)
+  assert.is_true(aio.is_error(e, "CancelledError"))
+  assert.is_true(t:cancelled())
+end
+
+return M
