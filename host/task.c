@@ -212,7 +212,6 @@ static int task_main(lua_State *L) {
 /* Start the function under its nargs arguments on L's stack as a task,
    leaving the Task in their place. */
 task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
-  lua_State *co;
   lua_Debug ar;
   task *t;
   if (!lua_checkstack(L, 6)) luaL_error(L, "stack overflow");
@@ -228,22 +227,26 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   t->scope = &t->root;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->task_mt_ref);
   lua_setmetatable(L, -2);
-  if (h->npool > 0) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
-    lua_rawgeti(L, -1, h->npool--);
-    lua_remove(L, -2);
-    co = lua_tothread(L, -1);
-  } else
-    co = lua_newthread(L);
-  t->co = co;
-  lua_setiuservalue(L, -2, TUV_THREAD);
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
     t->spawn_line = ar.currentline;
     lua_setiuservalue(L, -2, TUV_EXTRA);
   }
+  /* Until it starts, the task keeps its function where its thread will
+     be, and its arguments (if any) where its results will be: a task
+     takes a thread only when it runs, so tasks that end before the next
+     ones start share one. */
   lua_insert(L, -(nargs + 2));
-  lua_pushcfunction(co, task_main);
-  lua_xmove(L, co, nargs + 1);
+  if (nargs > 0) {
+    int i;
+    lua_createtable(L, nargs, 1);
+    lua_insert(L, -(nargs + 1));
+    for (i = nargs; i >= 1; i--)
+      lua_rawseti(L, -(i + 1), i);
+    lua_pushinteger(L, nargs);
+    lua_setfield(L, -2, "n");
+    lua_setiuservalue(L, -3, TUV_RESULT);
+  }
+  lua_setiuservalue(L, -2, TUV_THREAD);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
   lua_pushvalue(L, -2);
   t->ref = luaL_ref(L, -2);
@@ -397,13 +400,50 @@ static void finish(luaio *h, task *t, int status, int nres) {
   lua_settop(L, ud - 1);
 }
 
+/* Give a task that starts a thread (from the pool when one is there),
+   with task_main, the function and its arguments on it; their number. */
+static int start(luaio *h, task *t) {
+  lua_State *L = h->L, *co;
+  int nargs = 0, i;
+  lua_checkstack(L, 8);
+  luaio__pushtask(L, t);
+  if (h->npool > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
+    lua_rawgeti(L, -1, h->npool--);
+    lua_remove(L, -2);
+    co = lua_tothread(L, -1);
+  } else
+    co = lua_newthread(L);
+  lua_checkstack(co, 4);
+  lua_pushcfunction(co, task_main);
+  lua_getiuservalue(L, -2, TUV_THREAD); /* the function */
+  lua_xmove(L, co, 1);
+  lua_setiuservalue(L, -2, TUV_THREAD);
+  if (lua_getiuservalue(L, -1, TUV_RESULT) == LUA_TTABLE) {
+    lua_getfield(L, -1, "n");
+    nargs = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(co, nargs + 2, "too many arguments");
+    for (i = 1; i <= nargs; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_xmove(L, co, 1);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, -3, TUV_RESULT);
+  }
+  lua_pop(L, 2);
+  t->co = co;
+  return nargs + 1;
+}
+
 /* Resume a ready task with what it was woken with, from the scheduler. */
 void luaio__resume(luaio *h, task *t) {
-  lua_State *co = t->co;
+  lua_State *co;
   task *prev = h->current;
   int nargs, nres, status;
   if (t->state == T_NEW) {
-    nargs = lua_gettop(co) - 1;
+    nargs = start(h, t);
+    co = t->co;
     if (t->root.cancelled && !t->run_cancelled) { /* never started */
       lua_settop(co, 0);
       lua_pushboolean(co, 0);
@@ -412,6 +452,7 @@ void luaio__resume(luaio *h, task *t) {
       return;
     }
   } else {
+    co = t->co;
     nargs = t->nwake;
     t->nwake = 0;
   }
