@@ -50,7 +50,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     if (++warmed == nconn) {
       int i;
       t0 = wall_ns();
-      for (i = 0; i < nconn; i++) send_one(&((conn *)loop->data)[i]);
+      for (i = 0; i < nconn; i++)
+        send_one(&((conn *)loop->data)[i]);
     }
     return;
   }

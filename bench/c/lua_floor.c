@@ -15,7 +15,8 @@
 static int k_loop(lua_State *L, int status, lua_KContext ctx);
 static int c_loop(lua_State *L) { return lua_yieldk(L, 0, 0, k_loop); }
 static int k_loop(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  (void)ctx;
   return lua_yieldk(L, 0, 0, k_loop);
 }
 
@@ -32,9 +33,11 @@ static double resume_yield(lua_State *L, int n, int cfunc) {
     lua_pushcfunction(co, c_loop);
   else
     luaL_loadstring(co, "while true do coroutine.yield() end");
-  for (i = 0; i < 1000; i++) lua_resume(co, L, 0, &nres);
+  for (i = 0; i < 1000; i++)
+    lua_resume(co, L, 0, &nres);
   t0 = wall_ns();
-  for (i = 0; i < n; i++) lua_resume(co, L, 0, &nres);
+  for (i = 0; i < n; i++)
+    lua_resume(co, L, 0, &nres);
   t0 = (wall_ns() - t0) / n;
   lua_pop(L, 1);
   return t0;

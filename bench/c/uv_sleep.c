@@ -6,7 +6,10 @@
 
 static int left;
 
-static void on_timer(uv_timer_t *t) { (void)t; left--; }
+static void on_timer(uv_timer_t *t) {
+  (void)t;
+  left--;
+}
 
 static void round_(uv_loop_t *loop, int n) {
   uv_timer_t *ts = malloc(sizeof *ts * n);
@@ -16,8 +19,10 @@ static void round_(uv_loop_t *loop, int n) {
     uv_timer_init(loop, &ts[i]);
     uv_timer_start(&ts[i], on_timer, 1, 0);
   }
-  while (left > 0) uv_run(loop, UV_RUN_ONCE);
-  for (i = 0; i < n; i++) uv_close((uv_handle_t *)&ts[i], NULL);
+  while (left > 0)
+    uv_run(loop, UV_RUN_ONCE);
+  for (i = 0; i < n; i++)
+    uv_close((uv_handle_t *)&ts[i], NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   free(ts);
 }
