@@ -104,7 +104,7 @@ typedef struct task {
   luaio *h;
   lua_State *co; /* the task's thread; NULL when done */
   int ref;       /* anchor in the host's live-task table */
-  unsigned char state, end, retrieved, wake_err, eager;
+  unsigned char state, end, retrieved, wake_err;
   unsigned char run_cancelled; /* starts even if cancelled before */
   int nwake;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept in TUV_RESULT (>1: a table) */

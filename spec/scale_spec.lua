@@ -6,11 +6,7 @@
 -- process.
 local aio = require "luaio"
 local S = require "support"
-local run, SCALE = S.run, S.SCALE
-
--- The size of the large cases; the gc: variant runs them smaller.
-local SCALE = tonumber(os.getenv("LUAIO_SPEC_SCALE")) or 1
-local BIG = math.floor(100000 * SCALE)
+local run, SCALE, BIG = S.run, S.SCALE, S.BIG
 
 local function is_cancelled(e) return aio.is_error(e, "CancelledError") end
 
@@ -286,42 +282,6 @@ describe("many tasks awaiting one that fails", function()
                      string.format("%.0f KB kept by %d failed tasks; the "
                                    .. "report of one is %d bytes", grown, n,
                                    #ts[1]:traceback()))
-    end)
-  end)
-end)
-
-describe("failing tasks", function()
-  -- CPU time of a burst of tasks, each awaited in turn.
-  local function burst(n, body)
-    local ts = {}
-    for i = 1, n do ts[i] = aio.spawn(body, i) end
-    aio.sleep(0)
-    local t0 = os.clock()
-    for i = 1, n do pcall(ts[i].await, ts[i]) end
-    return os.clock() - t0
-  end
-
-  it("cost a bounded factor more than tasks that catch their error",
-     function()
-    run(function()
-      local n = math.floor(10000 * SCALE)
-      local function caught(i)
-        aio.sleep(0)
-        return pcall(error, {i})
-      end
-      local function failing(i)
-        aio.sleep(0)
-        error({i})
-      end
-      burst(1000, caught); burst(1000, failing) -- warm up
-      local ok_cpu = burst(n, caught)
-      local fail_cpu = burst(n, failing)
-      -- a failure builds a traceback and a report: some work, but per task,
-      -- not growing with the number of tasks that failed in the same turn
-      assert.is_true(fail_cpu < 100 * math.max(ok_cpu, 0.001),
-                     string.format("%d failing tasks: %.3f s of CPU, "
-                                   .. "%d that caught: %.3f s", n, fail_cpu,
-                                   n, ok_cpu))
     end)
   end)
 end)

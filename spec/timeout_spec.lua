@@ -37,7 +37,6 @@ describe("aio.timeout", function()
 
   it("does nothing when the body finishes in time", function()
     run(function()
-      local t0 = aio.time()
       local scope
       do
         local t <close> = aio.timeout(10)
@@ -45,7 +44,6 @@ describe("aio.timeout", function()
         aio.sleep(0.01)
       end
       assert.is_false(scope:expired())
-      assert.is_true(aio.time() - t0 < 10)
     end)
   end)
 
