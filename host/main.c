@@ -12,6 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef LUAIO_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 #include "internal.h"
 #include "lualib.h"
 #include "repl.h"
@@ -301,6 +305,13 @@ int main(int argc, char **argv) {
   lua_State *L;
   int status;
   memset(&a, 0, sizeof a);
+#ifdef LUAIO_MIMALLOC
+  /* Tasks are small objects made by the hundred thousand: in 2 MiB pages
+     they cost a page fault per 2 MiB instead of per 4 KiB, the larger
+     part of spawning one (docs/performance.md).  MIMALLOC_LARGE_OS_PAGES=0
+     in the environment turns it off. */
+  mi_option_set_default(mi_option_large_os_pages, 1);
+#endif
   /* The state is made here so that -E can act before the libraries
      read the environment. */
   L = luaL_newstate();

@@ -63,7 +63,9 @@ set_tests_properties(host:connections PROPERTIES
   PASS_REGULAR_EXPRESSION "${connections_ok}"
   FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error")
 if(VALGRIND)
+  # The luaio command links mimalloc: valgrind must replace its malloc too.
   add_test(NAME valgrind:connections COMMAND ${VALGRIND} --error-exitcode=3
+    --soname-synonyms=somalloc=libmimalloc.so*
     --leak-check=full --errors-for-leak-kinds=definite,indirect
     $<TARGET_FILE:luaio> ${CMAKE_SOURCE_DIR}/spec/leak/connections.lua 2000)
   set_tests_properties(valgrind:connections PROPERTIES
