@@ -307,6 +307,7 @@ void luaio_free(luaio *h) {
   free(h->heap);
   free(h->slots);
   free(h->cascade);
+  free(h->free_anchors);
   free(h);
 }
 

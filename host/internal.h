@@ -148,6 +148,8 @@ struct luaio {
   size_t ncascade, ccascade;
   unsigned char cascading;
   int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
+  int nanchors, *free_anchors; /* slots of the tasks table, freed ones */
+  size_t nfree_anchors, cfree_anchors;
   int nreported;     /* errors sent to on_error */
   double budget_end; /* luaio_step: stop draining after this */
   void (*on_error)(luaio *h, const char *message, void *ud);

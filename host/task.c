@@ -38,6 +38,34 @@ task *luaio__checktask(lua_State *L, int idx) {
   return t;
 }
 
+/* A live task is anchored at a slot of the host's tasks table; the numbers
+   of freed slots wait in a C array for the next task (cheaper than
+   luaL_ref's free list kept in the table).  The task is on top of L. */
+static int anchor(lua_State *L, luaio *h) {
+  int slot = h->nfree_anchors > 0 ? h->free_anchors[--h->nfree_anchors]
+                                  : ++h->nanchors;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  return slot;
+}
+
+static void unanchor(lua_State *L, luaio *h, int slot) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  if (h->nfree_anchors == h->cfree_anchors) {
+    size_t c = h->cfree_anchors ? 2 * h->cfree_anchors : 64;
+    int *a = realloc(h->free_anchors, c * sizeof *a);
+    if (a == NULL) return; /* the slot is not used again: nothing is lost */
+    h->free_anchors = a;
+    h->cfree_anchors = c;
+  }
+  h->free_anchors[h->nfree_anchors++] = slot;
+}
+
 void luaio__pushtask(lua_State *L, task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->h->tasks_ref);
   lua_rawgeti(L, -1, t->ref);
@@ -247,10 +275,7 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
     lua_setiuservalue(L, -3, TUV_RESULT);
   }
   lua_setiuservalue(L, -2, TUV_THREAD);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
-  lua_pushvalue(L, -2);
-  t->ref = luaL_ref(L, -2);
-  lua_pop(L, 1);
+  t->ref = anchor(L, h);
   t->state = T_NEW;
   h->ntasks++;
   if (h->eager && h->current != NULL && h->eager_depth < EAGER_MAX) {
@@ -309,12 +334,16 @@ static void run_callbacks(lua_State *L, int ud) {
   lua_pop(L, 2);
 }
 
-static void finish(luaio *h, task *t, int status, int nres) {
+/* End task t, whose thread has returned or failed; the task is at ud on
+   the main thread's stack (0: not there yet).  Leaves L's stack below ud. */
+static void finish(luaio *h, task *t, int status, int nres, int ud) {
   lua_State *L = h->L, *co = t->co;
-  int ud, ok = 0, n = 0;
+  int ok = 0, n = 0;
   lua_checkstack(L, 12);
-  luaio__pushtask(L, t);
-  ud = lua_gettop(L);
+  if (ud == 0) {
+    luaio__pushtask(L, t);
+    ud = lua_gettop(L);
+  }
   if (status == LUA_OK) {
     ok = lua_toboolean(co, -nres);
     n = nres - 1;
@@ -363,10 +392,8 @@ static void finish(luaio *h, task *t, int status, int nres) {
   t->co = NULL;
   t->state = T_DONE;
   h->ntasks--;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
-  luaL_unref(L, -1, t->ref);
-  lua_pop(L, 1);
-  t->ref = LUA_NOREF;
+  unanchor(L, h, t->ref);
+  t->ref = 0;
   if (t->cancel_msg != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg);
     t->cancel_msg = LUA_NOREF;
@@ -401,7 +428,8 @@ static void finish(luaio *h, task *t, int status, int nres) {
 }
 
 /* Give a task that starts a thread (from the pool when one is there),
-   with task_main, the function and its arguments on it; their number. */
+   with task_main, the function and its arguments on it; their number.
+   Leaves the task on top of the main thread's stack. */
 static int start(luaio *h, task *t) {
   lua_State *L = h->L, *co;
   int nargs = 0, i;
@@ -431,7 +459,7 @@ static int start(luaio *h, task *t) {
     lua_pushnil(L);
     lua_setiuservalue(L, -3, TUV_RESULT);
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   t->co = co;
   return nargs + 1;
 }
@@ -440,15 +468,16 @@ static int start(luaio *h, task *t) {
 void luaio__resume(luaio *h, task *t) {
   lua_State *co;
   task *prev = h->current;
-  int nargs, nres, status;
-  if (t->state == T_NEW) {
+  int nargs, nres, status, ud = 0;
+  if (t->state == T_NEW) { /* the task stays at ud while it first runs */
     nargs = start(h, t);
+    ud = lua_gettop(h->L);
     co = t->co;
     if (t->root.cancelled && !t->run_cancelled) { /* never started */
       lua_settop(co, 0);
       lua_pushboolean(co, 0);
       luaio__cancelled_push(co, &t->root);
-      finish(h, t, LUA_OK, 2);
+      finish(h, t, LUA_OK, 2, ud);
       return;
     }
   } else {
@@ -464,10 +493,11 @@ void luaio__resume(luaio *h, task *t) {
   if (status == LUA_YIELD && nres == 1 &&
       lua_touserdata(co, -1) == &luaio__marker) {
     lua_pop(co, 1);
+    if (ud != 0) lua_settop(h->L, ud - 1);
     return;
   }
   if (status == LUA_YIELD) lua_pop(co, nres); /* a stray coroutine.yield */
-  finish(h, t, status, status == LUA_OK ? nres : 1);
+  finish(h, t, status, status == LUA_OK ? nres : 1, ud);
 }
 
 /* Push the results of a finished task, or raise (or push) its error. */
