@@ -14,42 +14,49 @@
 
 #include "internal.h"
 
-#define LOCK_MT "luaio.Lock"
-#define SEM_MT "luaio.Semaphore"
-#define BSEM_MT "luaio.BoundedSemaphore"
-#define EVENT_MT "luaio.Event"
-#define COND_MT "luaio.Condition"
-#define BARRIER_MT "luaio.Barrier"
+/* The metatables' names; an object points at its type's, which makes a
+   type check a pointer comparison. */
+static const char LOCK_MT[] = "luaio.Lock";
+static const char SEM_MT[] = "luaio.Semaphore";
+static const char BSEM_MT[] = "luaio.BoundedSemaphore";
+static const char EVENT_MT[] = "luaio.Event";
+static const char COND_MT[] = "luaio.Condition";
+static const char BARRIER_MT[] = "luaio.Barrier";
 
-/* Every object starts with its host, so a continuation finds the running
-   task from the object at index 1. */
-typedef struct lock {
+/* Every object starts with its type and its host, so a continuation finds
+   the running task from the object at index 1. */
+typedef struct head {
+  const char *type;
   luaio *h;
+} head;
+
+typedef struct lock {
+  head o;
   waitlist waiters;
   int locked;
 } lock;
 
 typedef struct sem {
-  luaio *h;
+  head o;
   waitlist waiters;
   lua_Integer value, bound;
   int bounded;
 } sem;
 
 typedef struct event {
-  luaio *h;
+  head o;
   waitlist waiters;
   int set;
 } event;
 
 typedef struct cond {
-  luaio *h;
+  head o;
   waitlist waiters;
   lock *l; /* kept alive by the condition's user value */
 } cond;
 
 typedef struct barrier {
-  luaio *h;
+  head o;
   waitlist waiters;
   lua_Integer parties;
   int broken;
@@ -59,9 +66,10 @@ typedef struct barrier {
    the methods (its __index) and the metamethods. */
 static void *new_object(lua_State *L, size_t size, int nuv, const char *name,
                         const luaL_Reg *methods, const luaL_Reg *meta) {
-  void *p = lua_newuserdatauv(L, size, nuv);
+  head *p = lua_newuserdatauv(L, size, nuv);
   memset(p, 0, size);
-  *(luaio **)p = luaio__host(L);
+  p->type = name;
+  p->h = luaio__host(L);
   if (luaL_newmetatable(L, name)) {
     luaL_setfuncs(L, meta, 0);
     lua_newtable(L);
@@ -72,9 +80,24 @@ static void *new_object(lua_State *L, size_t size, int nuv, const char *name,
   return p;
 }
 
+/* The object at idx if its type is `type`, else NULL. */
+static void *testobj(lua_State *L, int idx, const char *type) {
+  head *o = lua_touserdata(L, idx);
+  if (o == NULL || lua_type(L, idx) != LUA_TUSERDATA ||
+      lua_rawlen(L, idx) < sizeof *o || o->type != type)
+    return NULL;
+  return o;
+}
+
+static void *checkobj(lua_State *L, int idx, const char *type) {
+  void *o = testobj(L, idx, type);
+  if (o == NULL) luaL_typeerror(L, idx, type);
+  return o;
+}
+
 /* The running task, read in a continuation from the object at index 1. */
 static task *current(lua_State *L) {
-  return (*(luaio **)lua_touserdata(L, 1))->current;
+  return ((head *)lua_touserdata(L, 1))->h->current;
 }
 
 /* Wake up to n waiters of l with no values; how many were woken. */
@@ -121,7 +144,7 @@ static int lock_take(lua_State *L, lock *l) {
     l->locked = 1;
     return 1;
   }
-  t = luaio__enter_wait(L, l->h);
+  t = luaio__enter_wait(L, l->o.h);
   luaio__list_push(&l->waiters, &t->w);
   return luaio__wait(L, t, &lock_ops, l, 0, k_taken);
 }
@@ -131,7 +154,7 @@ static void lock_give(lua_State *L, lock *l) {
   lock_handoff(l);
 }
 
-static lock *checklock(lua_State *L) { return luaL_checkudata(L, 1, LOCK_MT); }
+static lock *checklock(lua_State *L) { return checkobj(L, 1, LOCK_MT); }
 
 /* lock:acquire() -> lock */
 static int lock_acquire(lua_State *L) { return lock_take(L, checklock(L)); }
@@ -192,8 +215,8 @@ static int sem_abandon(task *t, int woken) {
 static const waitops sem_ops = {"semaphore", sem_abandon, NULL};
 
 static sem *checksem(lua_State *L) {
-  sem *s = luaL_testudata(L, 1, SEM_MT);
-  if (s == NULL) s = luaL_testudata(L, 1, BSEM_MT);
+  sem *s = testobj(L, 1, SEM_MT);
+  if (s == NULL) s = testobj(L, 1, BSEM_MT);
   if (s == NULL) luaL_typeerror(L, 1, SEM_MT);
   return s;
 }
@@ -207,7 +230,7 @@ static int sem_acquire(lua_State *L) {
     s->value--;
     return 1;
   }
-  t = luaio__enter_wait(L, s->h);
+  t = luaio__enter_wait(L, s->o.h);
   luaio__list_push(&s->waiters, &t->w);
   return luaio__wait(L, t, &sem_ops, s, 0, k_taken);
 }
@@ -278,9 +301,7 @@ static int aio_bounded_semaphore(lua_State *L) { return new_sem(L, 1); }
 
 static const waitops event_ops = {"event", luaio__abandon_list, NULL};
 
-static event *checkevent(lua_State *L) {
-  return luaL_checkudata(L, 1, EVENT_MT);
-}
+static event *checkevent(lua_State *L) { return checkobj(L, 1, EVENT_MT); }
 
 static int k_event(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -299,7 +320,7 @@ static int event_wait(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  t = luaio__enter_wait(L, e->h);
+  t = luaio__enter_wait(L, e->o.h);
   luaio__list_push(&e->waiters, &t->w);
   return luaio__wait(L, t, &event_ops, e, 0, k_event);
 }
@@ -360,7 +381,7 @@ static int aio_event(lua_State *L) {
 
 enum { COND_WAIT, COND_WAIT_FOR };
 
-static cond *checkcond(lua_State *L) { return luaL_checkudata(L, 1, COND_MT); }
+static cond *checkcond(lua_State *L) { return checkobj(L, 1, COND_MT); }
 
 static int cond_abandon(task *t, int woken) {
   cond *c = t->wobj;
@@ -444,7 +465,7 @@ static int start_wait(lua_State *L, cond *c, lua_KContext ctx) {
     return luaio__error_raise(L, "RuntimeError",
                               "cannot wait on a condition whose lock is not "
                               "acquired");
-  t = luaio__enter_wait(L, c->h);
+  t = luaio__enter_wait(L, c->o.h);
   lock_handoff(c->l);
   luaio__list_push(&c->waiters, &t->w);
   return luaio__wait(L, t, &cond_ops, c, ctx, k_notified);
@@ -526,7 +547,7 @@ static int aio_condition(lua_State *L) {
     lua_settop(L, 0);
     l = new_lock(L);
   } else {
-    l = luaL_checkudata(L, 1, LOCK_MT);
+    l = checkobj(L, 1, LOCK_MT);
     lua_settop(L, 1);
   }
   c = new_object(L, sizeof(cond), 1, COND_MT, cond_methods, cond_meta);
@@ -541,7 +562,7 @@ static int aio_condition(lua_State *L) {
 static const waitops barrier_ops = {"barrier", luaio__abandon_list, NULL};
 
 static barrier *checkbarrier(lua_State *L) {
-  return luaL_checkudata(L, 1, BARRIER_MT);
+  return checkobj(L, 1, BARRIER_MT);
 }
 
 static int broken_error(lua_State *L) {
@@ -572,7 +593,7 @@ static int barrier_wait(lua_State *L) {
   lua_settop(L, 1);
   if (b->broken) return broken_error(L);
   if ((lua_Integer)b->waiters.n + 1 < b->parties) {
-    t = luaio__enter_wait(L, b->h);
+    t = luaio__enter_wait(L, b->o.h);
     luaio__list_push(&b->waiters, &t->w);
     return luaio__wait(L, t, &barrier_ops, b, 0, k_barrier);
   }
