@@ -97,7 +97,7 @@ enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
 enum { END_NONE, END_OK, END_ERROR, END_CANCELLED }; /* how a task ended */
 
 /* Task user values. */
-enum { TUV_THREAD = 1, TUV_RESULT, TUV_NAME, TUV_EXTRA, TUV_COUNT = TUV_EXTRA };
+enum { TUV_THREAD = 1, TUV_RESULT, TUV_EXTRA, TUV_COUNT = TUV_EXTRA };
 
 typedef struct task {
   const void *magic; /* luaio__task_magic: tells a task from others */
@@ -109,7 +109,8 @@ typedef struct task {
   int nwake;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept in TUV_RESULT (>1: a table) */
   int spawn_line;
-  int cancel_msg; /* registry ref of t:cancel's message */
+  int cancel_msg;      /* registry ref of t:cancel's message */
+  unsigned ncancelled; /* cancelled scopes on the stack */
   uint64_t id;
   /* the wait in progress */
   waiter w;
@@ -118,10 +119,9 @@ typedef struct task {
   tnode sleep;
   /* cancellation */
   scope root;
-  scope *scope;        /* innermost */
-  unsigned ncancelled; /* cancelled scopes on the stack */
-  waitlist awaiters;   /* tasks in t:await() on this one */
-  watch *watches;      /* C code told when this one finishes */
+  scope *scope;      /* innermost */
+  waitlist awaiters; /* tasks in t:await() on this one */
+  watch *watches;    /* C code told when this one finishes */
 } task;
 
 #define container_of(p, type, field)                                           \

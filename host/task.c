@@ -92,10 +92,15 @@ static void push_extra(lua_State *L, int idx) {
 /* Names and reports. */
 
 static void push_name(lua_State *L, task *t, int idx) {
-  if (lua_getiuservalue(L, idx, TUV_NAME) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  int top = lua_gettop(L);
+  if (lua_getiuservalue(L, idx, TUV_EXTRA) == LUA_TTABLE &&
+      lua_getfield(L, -1, "name") == LUA_TSTRING) {
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return;
   }
+  lua_settop(L, top);
+  lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
 }
 
 /* "task 'Task-3' (spawned at script.lua:12)" for the task at idx. */
@@ -649,7 +654,9 @@ static int task_name(lua_State *L) {
 static int task_set_name(lua_State *L) {
   luaio__checktask(L, 1);
   luaL_tolstring(L, 2, NULL);
-  lua_setiuservalue(L, 1, TUV_NAME);
+  push_extra(L, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "name");
   return 0;
 }
 
