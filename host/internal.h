@@ -106,8 +106,9 @@ typedef struct task {
   int ref;       /* anchor in the host's live-task table */
   unsigned char state, end, retrieved, wake_err;
   unsigned char run_cancelled; /* starts even if cancelled before */
-  int nwake;                   /* values pushed on co for the next resume */
-  int nres;                    /* results kept in TUV_RESULT (>1: a table) */
+  int nwake; /* values pushed on co for the next resume; before the task
+                starts, its arguments waiting in TUV_RESULT */
+  int nres;  /* results kept in TUV_RESULT (>1: a table) */
   int spawn_line;
   int cancel_msg;      /* registry ref of t:cancel's message */
   unsigned ncancelled; /* cancelled scopes on the stack */

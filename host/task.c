@@ -231,13 +231,11 @@ static int k_task_main(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L);
 }
 
-/* The body of every task's thread: ok, results… | false, error. */
+/* The body of every task's thread, called with the message handler, the
+   task's function and its arguments: ok, results… | false, error. */
 static int task_main(lua_State *L) {
-  int n = lua_gettop(L);
-  lua_pushcfunction(L, task_msgh);
-  lua_insert(L, 1);
-  return k_task_main(L, lua_pcallk(L, n - 1, LUA_MULTRET, 1, 0, k_task_main),
-                     0);
+  return k_task_main(
+      L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, k_task_main), 0);
 }
 
 /* Spawning. */
@@ -269,16 +267,15 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
      takes a thread only when it runs, so tasks that end before the next
      ones start share one. */
   lua_insert(L, -(nargs + 2));
-  if (nargs > 0) {
+  t->nwake = nargs; /* one argument as it is, more in a table */
+  if (nargs > 1) {
     int i;
-    lua_createtable(L, nargs, 1);
+    lua_createtable(L, nargs, 0);
     lua_insert(L, -(nargs + 1));
     for (i = nargs; i >= 1; i--)
       lua_rawseti(L, -(i + 1), i);
-    lua_pushinteger(L, nargs);
-    lua_setfield(L, -2, "n");
-    lua_setiuservalue(L, -3, TUV_RESULT);
   }
+  if (nargs > 0) lua_setiuservalue(L, -3, TUV_RESULT);
   lua_setiuservalue(L, -2, TUV_THREAD);
   t->ref = anchor(L, h);
   t->state = T_NEW;
@@ -437,7 +434,8 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
    Leaves the task on top of the main thread's stack. */
 static int start(luaio *h, task *t) {
   lua_State *L = h->L, *co;
-  int nargs = 0, i;
+  int nargs = t->nwake, i;
+  t->nwake = 0;
   lua_checkstack(L, 8);
   luaio__pushtask(L, t);
   if (h->npool > 0) {
@@ -447,26 +445,28 @@ static int start(luaio *h, task *t) {
     co = lua_tothread(L, -1);
   } else
     co = lua_newthread(L);
-  lua_checkstack(co, 4);
+  luaL_checkstack(co, nargs + 3, "too many arguments");
   lua_pushcfunction(co, task_main);
+  lua_pushcfunction(co, task_msgh);
   lua_getiuservalue(L, -2, TUV_THREAD); /* the function */
   lua_xmove(L, co, 1);
   lua_setiuservalue(L, -2, TUV_THREAD);
-  if (lua_getiuservalue(L, -1, TUV_RESULT) == LUA_TTABLE) {
-    lua_getfield(L, -1, "n");
-    nargs = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    luaL_checkstack(co, nargs + 2, "too many arguments");
-    for (i = 1; i <= nargs; i++) {
-      lua_rawgeti(L, -1, i);
+  if (nargs > 0) {
+    lua_getiuservalue(L, -1, TUV_RESULT);
+    if (nargs == 1)
       lua_xmove(L, co, 1);
+    else {
+      for (i = 1; i <= nargs; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_xmove(L, co, 1);
+      }
+      lua_pop(L, 1);
     }
     lua_pushnil(L);
-    lua_setiuservalue(L, -3, TUV_RESULT);
+    lua_setiuservalue(L, -2, TUV_RESULT);
   }
-  lua_pop(L, 1);
   t->co = co;
-  return nargs + 1;
+  return nargs + 2;
 }
 
 /* Resume a ready task with what it was woken with, from the scheduler. */

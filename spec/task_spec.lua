@@ -14,6 +14,34 @@ describe("tasks", function()
     end)
   end)
 
+  it("get exactly the arguments given, nils and tables included", function()
+    run(function()
+      local function count(...) return select("#", ...), ... end
+      local tbl = {n = 7}
+      local many = {}
+      for i = 1, 300 do many[i] = i end
+      local cases = {
+        {}, {nil}, {nil, nil}, {tbl}, {false}, {tbl, nil, 3}, many,
+      }
+      local ts = {}
+      for i, args in ipairs(cases) do
+        ts[i] = aio.spawn(count, table.unpack(args, 1, #args))
+      end
+      ts[2] = aio.spawn(count, nil)
+      ts[3] = aio.spawn(count, nil, nil)
+      ts[6] = aio.spawn(count, tbl, nil, 3)
+      local want = {0, 1, 2, 1, 1, 3, 300}
+      for i, t in ipairs(ts) do
+        local r = {t:await()}
+        assert.equal(want[i], r[1])
+      end
+      assert.equal(tbl, select(2, ts[4]:await()))
+      assert.is_false(select(2, ts[5]:await()))
+      assert.equal(3, select(4, ts[6]:await()))
+      assert.equal(300, select(301, ts[7]:await()))
+    end)
+  end)
+
   it("start at the next turn, in spawn order", function()
     run(function()
       local order = {}
