@@ -8,7 +8,9 @@
 ** heap compares in C.  The table is made with room for `cap` slots and
 ** only slots 1..cap are written, so nil items cost nothing special and the
 ** table is never rehashed; it is rebuilt twice as large when full and half
-** as large when three quarters empty.
+** as large when three quarters empty.  A bounded queue does not shrink
+** below the slots its maxsize needs (up to KEEPCAP), so a queue that fills
+** and drains over and over keeps one table.
 **
 ** Waiting getters and putters are the tasks' own waiter nodes in two
 ** FIFO lists.  A put with getters waiting hands its item straight to the
@@ -26,7 +28,8 @@
 
 #include "internal.h"
 
-#define MINCAP 8 /* slots of a new table; a power of 2 */
+#define MINCAP 8     /* slots of a new table; a power of 2 */
+#define KEEPCAP 1024 /* most slots a bounded queue keeps when it drains */
 
 enum { FIFO, LIFO, PRIO };
 enum { UV_ITEMS = 1, UV_KEYS }; /* user values */
@@ -35,7 +38,8 @@ enum { GET_WAIT, GET_NOWAIT, GET_ITER };
 static const char *const kind_names[] = {"queue", "lifo_queue",
                                          "priority_queue"};
 
-/* The registry key of the queues' metatable. */
+/* The registry key of the queues' metatable, and the mark in the first
+   field of every queue. */
 static const char queuekey = 'q';
 
 /* A heap key: lowest priority first, then lowest insertion number. */
@@ -45,10 +49,12 @@ typedef struct qkey {
 } qkey;
 
 typedef struct queue {
+  const char *magic; /* &queuekey: tells a queue from other userdata */
   luaio *h;
   unsigned char kind, shut, immediate;
   lua_Integer maxsize;    /* 0: unbounded */
   lua_Integer n, cap;     /* items, and slots of the items table */
+  lua_Integer mincap;     /* slots the table keeps when it shrinks */
   lua_Integer head;       /* FIFO: 0-based slot of the first item */
   lua_Integer unfinished; /* items put and not yet task_done */
   lua_Integer back_seq, front_seq;
@@ -124,13 +130,16 @@ static void sift_down(lua_State *S, queue *q, int ti, lua_Integer i, qkey k) {
   lua_rawseti(S, ti, i);
 }
 
-/* Store the item on top of S (and pop it): at the back, or at the front
-   for an item given back by a cancelled getter. */
-static void insert(lua_State *S, queue *q, int qi, lua_Number prio, int front) {
-  int ti;
+/* Push the items table of the queue at qi and return its index. */
+static int push_items(lua_State *S, int qi) {
   lua_getiuservalue(S, qi, UV_ITEMS);
-  lua_insert(S, -2);
-  ti = lua_gettop(S) - 1;
+  return lua_gettop(S);
+}
+
+/* Store the item on top of S (and pop it) in the table at ti: at the back,
+   or at the front for an item given back by a cancelled getter. */
+static void insert(lua_State *S, queue *q, int qi, int ti, lua_Number prio,
+                   int front) {
   if (q->n == q->cap) resize(S, q, qi, ti, q->cap * 2);
   switch (q->kind) {
   case FIFO:
@@ -151,14 +160,11 @@ static void insert(lua_State *S, queue *q, int qi, lua_Number prio, int front) {
     sift_up(S, q, ti, ++q->n, k);
   }
   }
-  lua_pop(S, 1);
 }
 
-/* Push the next item (the queue has one) and take it out. */
-static void take(lua_State *S, queue *q, int qi) {
-  int ti;
-  lua_getiuservalue(S, qi, UV_ITEMS);
-  ti = lua_gettop(S);
+/* Push the next item (the queue has one) and take it out of the table at
+   ti. */
+static void take(lua_State *S, queue *q, int qi, int ti) {
   switch (q->kind) {
   case FIFO:
     lua_rawgeti(S, ti, q->head + 1);
@@ -182,8 +188,8 @@ static void take(lua_State *S, queue *q, int qi) {
     else
       lua_pop(S, 1);
   }
-  if (q->cap > MINCAP && q->n <= q->cap / 4) resize(S, q, qi, ti, q->cap / 2);
-  lua_remove(S, ti);
+  if (q->cap > q->mincap && q->n <= q->cap / 4)
+    resize(S, q, qi, ti, q->cap / 2);
 }
 
 /* Drop every item, each counting as done. */
@@ -202,9 +208,9 @@ static void wake_joiners(queue *q) {
     luaio__wake(luaio__list_pop(&q->joiners), NULL, 0);
 }
 
-/* After a get made room: move the first putter's item in and wake it
-   with true (its put succeeded). */
-static void refill(lua_State *L, queue *q) {
+/* After a get made room: move the first putter's item into the table at
+   ti and wake the putter with true (its put succeeded). */
+static void refill(lua_State *L, queue *q, int ti) {
   task *p;
   lua_State *pl;
   if (q->putters.head == NULL || isfull(q)) return;
@@ -213,7 +219,7 @@ static void refill(lua_State *L, queue *q) {
   lua_checkstack(pl, 1);
   lua_pushvalue(pl, 2);
   lua_xmove(pl, L, 1);
-  insert(L, q, 1, lua_tonumber(pl, 3), 0);
+  insert(L, q, 1, ti, lua_tonumber(pl, 3), 0);
   q->unfinished++;
   lua_pushboolean(L, 1);
   luaio__wake(p, L, 1);
@@ -250,7 +256,9 @@ static int get_abandon(task *t, int woken) {
   } else {
     lua_Number prio = lua_tonumber(S, -1);
     lua_pop(S, 1);
-    insert(S, q, qi, prio, 1);
+    push_items(S, qi);
+    lua_insert(S, -2); /* the table at qi + 1, under the item */
+    insert(S, q, qi, qi + 1, prio, 1);
   }
   lua_settop(S, qi - 1);
   return 1;
@@ -271,15 +279,14 @@ static const waitops get_ops = {"queue get", get_abandon, NULL};
 static const waitops put_ops = {"queue put", put_abandon, NULL};
 static const waitops join_ops = {"queue join", luaio__abandon_list, NULL};
 
-/* The methods.  Their upvalue 1 is the queues' metatable. */
+/* The methods. */
 
+/* The queue at index 1, known by its size and its mark, without a lookup
+   (a light userdata has no size). */
 static queue *checkqueue(lua_State *L) {
-  queue *q = NULL;
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    if (lua_rawequal(L, -1, lua_upvalueindex(1))) q = lua_touserdata(L, 1);
-    lua_pop(L, 1);
-  }
-  if (q == NULL) luaL_typeerror(L, 1, "luaio.Queue");
+  queue *q = lua_touserdata(L, 1);
+  if (q == NULL || lua_rawlen(L, 1) != sizeof *q || q->magic != &queuekey)
+    luaL_typeerror(L, 1, "luaio.Queue");
   return q;
 }
 
@@ -297,16 +304,17 @@ static int k_put(lua_State *L, int status, lua_KContext ctx) {
 
 static int put(lua_State *L, int wait) {
   queue *q = checkqueue(L);
+  int top = lua_gettop(L);
   lua_Number prio = 0;
   task *t;
-  luaL_checkany(L, 2);
+  if (top < 2) luaL_checkany(L, 2);
   if (q->kind == PRIO) {
     prio = luaL_optnumber(L, 3, 0);
     luaL_argcheck(L, !isnan(prio), 3, "priority is NaN");
-  } else
-    luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
+  } else if (top > 2)
+    luaL_argcheck(L, lua_isnil(L, 3), 3,
                   "only a priority queue takes a priority");
-  lua_settop(L, 2);
+  if (top > 2) lua_settop(L, 2);
   if (q->shut) return raise_shutdown(L);
   if (q->getters.head != NULL) { /* the queue is empty: hand it over */
     q->unfinished++;
@@ -315,7 +323,9 @@ static int put(lua_State *L, int wait) {
     return 0;
   }
   if (!isfull(q)) {
-    insert(L, q, 1, prio, 0);
+    int ti = push_items(L, 1);
+    lua_pushvalue(L, 2);
+    insert(L, q, 1, ti, prio, 0);
     q->unfinished++;
     return 0;
   }
@@ -349,10 +359,11 @@ static int k_get(lua_State *L, int status, lua_KContext ctx) {
 static int get(lua_State *L, int mode) {
   queue *q = checkqueue(L);
   task *t;
-  lua_settop(L, 1);
+  if (lua_gettop(L) > 1) lua_settop(L, 1);
   if (q->n > 0) {
-    take(L, q, 1);
-    refill(L, q);
+    int ti = push_items(L, 1);
+    take(L, q, 1, ti);
+    refill(L, q, ti);
     return 1;
   }
   if (q->shut) return mode == GET_ITER ? 0 : raise_shutdown(L);
@@ -375,8 +386,7 @@ static int iter_next(lua_State *L) { return get(L, GET_ITER); }
 /* q:iter() -> iterator: `for item in q:iter()` until shut down, drained */
 static int queue_iter(lua_State *L) {
   checkqueue(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, iter_next, 1);
+  lua_pushcfunction(L, iter_next);
   lua_pushvalue(L, 1);
   return 2;
 }
@@ -504,11 +514,9 @@ static void push_metatable(lua_State *L) {
   lua_pop(L, 1);
   lua_createtable(L, 0, 4);
   lua_createtable(L, 0, 12);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, queue_methods, 1);
+  luaL_setfuncs(L, queue_methods, 0);
   lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, queue_tostring, 1);
+  lua_pushcfunction(L, queue_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "luaio.Queue");
   lua_setfield(L, -2, "__name");
@@ -522,10 +530,14 @@ static int new_queue(lua_State *L, int kind) {
   luaL_argcheck(L, maxsize >= 0, 1, "maxsize must not be negative");
   q = lua_newuserdatauv(L, sizeof *q, kind == PRIO ? 2 : 1);
   memset(q, 0, sizeof *q);
+  q->magic = &queuekey;
   q->h = luaio__host(L);
   q->kind = (unsigned char)kind;
   q->maxsize = maxsize;
   q->cap = MINCAP;
+  q->mincap = MINCAP;
+  while (q->mincap < maxsize && q->mincap < KEEPCAP)
+    q->mincap *= 2;
   lua_createtable(L, MINCAP, 0);
   lua_setiuservalue(L, -2, UV_ITEMS);
   if (kind == PRIO) {

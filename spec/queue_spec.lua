@@ -56,6 +56,30 @@ describe("aio.queue", function()
     end)
   end)
 
+  it("keeps the order through many fills and drains while bounded",
+     function()
+    run(function()
+      -- Sizes below and above the slots a bounded queue keeps (1024).
+      for _, size in ipairs({1, 7, 8, 100, 3000}) do
+        local q, n = aio.queue(size), 5 * size + 3
+        local p = aio.spawn(function()
+          for i = 1, n do q:put(i) end
+        end)
+        for i = 1, n do assert.equal(i, q:get()) end
+        p:await()
+        -- Filled and drained without waiting, wrapping at other offsets.
+        for round = 1, 3 do
+          for i = 1, size do q:put_nowait(round * i) end
+          assert.is_true(q:full())
+          for i = 1, size do assert.equal(round * i, q:get_nowait()) end
+          q:put_nowait("x")
+          assert.equal("x", q:get_nowait())
+        end
+        assert.equal(0, q:qsize())
+      end
+    end)
+  end)
+
   -- test_maxsize
   it("makes put wait while full", function()
     run(function()
@@ -197,6 +221,12 @@ describe("aio.queue", function()
       end
       assert.matches("luaio.Queue expected, got FILE%*",
                      select(2, pcall(q.get, io.stdout)))
+      local t = aio.spawn(function() end)
+      assert.matches("luaio.Queue expected",
+                     select(2, pcall(q.put, t, 1)))
+      t:await()
+      assert.matches("luaio.Queue expected",
+                     select(2, pcall(getmetatable(q).__tostring, {})))
       assert.matches("maxsize must not be negative",
                      select(2, pcall(aio.queue, -1)))
       assert.matches("number has no integer representation",
@@ -205,6 +235,8 @@ describe("aio.queue", function()
       assert.matches("only a priority queue takes a priority",
                      select(2, pcall(q.put, q, "x", 1)))
       assert.equal(0, q:qsize())
+      q:put("y", nil) -- a nil priority is none
+      assert.equal("y", q:get("ignored"))
       assert.equal(nil, q.nosuchfield)
     end)
   end)
@@ -232,6 +264,19 @@ describe("aio.lifo_queue", function()
       p:await()
       assert.equal(3, q:get())
       assert.equal(1, q:get())
+    end)
+  end)
+  it("keeps the order through many fills and drains while bounded",
+     function()
+    run(function()
+      for _, size in ipairs({1, 8, 100, 3000}) do
+        local q = aio.lifo_queue(size)
+        for round = 1, 3 do
+          for i = 1, size do q:put(round * i) end
+          for i = size, 1, -1 do assert.equal(round * i, q:get()) end
+        end
+        assert.equal(0, q:qsize())
+      end
     end)
   end)
 end)
@@ -265,6 +310,24 @@ describe("aio.priority_queue", function()
         assert.is_true(a.prio < b.prio or (a.prio == b.prio and a.id < b.id))
       end
       assert.equal(3000 - 750, #got)
+    end)
+  end)
+
+  it("keeps the order through many fills and drains while bounded",
+     function()
+    run(function()
+      for _, size in ipairs({1, 8, 100, 3000}) do
+        local q = aio.priority_queue(size)
+        for round = 1, 3 do
+          for i = 1, size do q:put(i, -(i % 5)) end
+          for k = 4, 0, -1 do
+            for i = 1, size do
+              if i % 5 == k then assert.equal(i, q:get()) end
+            end
+          end
+        end
+        assert.equal(0, q:qsize())
+      end
     end)
   end)
 
