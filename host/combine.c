@@ -267,7 +267,7 @@ static int is_list(lua_State *L, int idx) {
 
 static void check_item(lua_State *L, luaio *h, int idx, int arg, size_t i,
                        int spawn) {
-  task *t = lua_type(L, idx) == LUA_TUSERDATA ? luaio__totask(L, idx) : NULL;
+  task *t = luaio__totask(L, idx);
   if (t != NULL) {
     if (t == h->current)
       luaio__error_raise(L, "InvalidStateError",

@@ -80,11 +80,11 @@ static void *new_object(lua_State *L, size_t size, int nuv, const char *name,
   return p;
 }
 
-/* The object at idx if its type is `type`, else NULL. */
+/* The object at idx if its type is `type`, else NULL (lua_rawlen is 0 for
+   a light userdata, so its pointer is never read). */
 static void *testobj(lua_State *L, int idx, const char *type) {
   head *o = lua_touserdata(L, idx);
-  if (o == NULL || lua_type(L, idx) != LUA_TUSERDATA ||
-      lua_rawlen(L, idx) < sizeof *o || o->type != type)
+  if (o == NULL || lua_rawlen(L, idx) < sizeof *o || o->type != type)
     return NULL;
   return o;
 }

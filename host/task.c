@@ -23,17 +23,18 @@ static const char failedkey = 'f';
 const char luaio__task_magic = 'T';
 
 /* A task is a full userdata of a task's size whose first field points at
-   luaio__task_magic: checked without a table lookup. */
+   luaio__task_magic: checked without a table lookup (lua_rawlen is 0 for a
+   light userdata, so its pointer is never read). */
 task *luaio__totask(lua_State *L, int idx) {
   task *t = lua_touserdata(L, idx);
-  if (t == NULL || lua_type(L, idx) != LUA_TUSERDATA ||
-      lua_rawlen(L, idx) != sizeof *t || t->magic != &luaio__task_magic)
+  if (t == NULL || lua_rawlen(L, idx) != sizeof *t ||
+      t->magic != &luaio__task_magic)
     return NULL;
   return t;
 }
 
 task *luaio__checktask(lua_State *L, int idx) {
-  task *t = lua_type(L, idx) == LUA_TUSERDATA ? luaio__totask(L, idx) : NULL;
+  task *t = luaio__totask(L, idx);
   if (t == NULL) luaL_typeerror(L, idx, "luaio.Task");
   return t;
 }
@@ -185,7 +186,7 @@ static void push_report(lua_State *L, int ud) {
     push_extra(L, -1);
     lua_getfield(L, -1, "cause");
     lua_remove(L, -2);
-    c = lua_type(L, -1) == LUA_TUSERDATA ? luaio__totask(L, -1) : NULL;
+    c = luaio__totask(L, -1);
     if (c == NULL || c->end != END_ERROR || n >= 64) {
       lua_pop(L, 1);
       break;
