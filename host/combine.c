@@ -446,7 +446,7 @@ static int k_first(lua_State *L, int status, lua_KContext ctx) {
   luaio__error_push(L, "ErrorGroup", NULL);
   lua_pushfstring(L, "all %I tasks failed", (lua_Integer)c->n);
   lua_setfield(L, -2, "message");
-  luaL_traceback(L, L, NULL, 1);
+  luaio__traceback(L, NULL, 1);
   lua_setfield(L, -2, "traceback");
   new_array(L, c->n);
   for (i = 0; i < c->n; i++) {

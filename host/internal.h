@@ -214,6 +214,7 @@ void luaio__timer_fire(luaio *h);
 /* error.c */
 void luaio__error_open(lua_State *L);
 void luaio__error_push(lua_State *L, const char *type, const char *msg);
+void luaio__traceback(lua_State *L, const char *msg, int level);
 int luaio__error_raise(lua_State *L, const char *type, const char *fmt, ...);
 int luaio__is_error(lua_State *L, int idx, const char *type);
 const char *luaio__push_errmsg(lua_State *L, int idx);

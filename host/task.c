@@ -160,7 +160,7 @@ static int task_msgh(lua_State *L) {
   if (h == NULL || (t = h->current) == NULL) return 1;
   luaio__pushtask(L, t);    /* 2 */
   luaio__push_errmsg(L, 1); /* 3 */
-  luaL_traceback(L, L, lua_tostring(L, 3), 1);
+  luaio__traceback(L, lua_tostring(L, 3), 1);
   lua_pushliteral(L, "\nin ");
   push_where(L, t, 2);
   push_awaiters(L, t, &left);

@@ -174,7 +174,7 @@ static int finish_close(lua_State *L, group *g) {
     luaio__error_push(L, "ErrorGroup", lua_tostring(L, -1));
     lua_getiuservalue(L, 1, UV_ERRORS);
     lua_setfield(L, -2, "errors");
-    luaL_traceback(L, L, NULL, 1);
+    luaio__traceback(L, NULL, 1);
     lua_setfield(L, -2, "traceback");
     return lua_error(L);
   }

@@ -134,6 +134,32 @@ describe("tasks", function()
     end)
   end)
 
+  it("name each frame of the traceback as the calling code does", function()
+    run(function()
+      local function inner() error("boom") end
+      local function deep(n)
+        if n == 0 then inner() end
+        return (deep(n - 1)) -- not a tail call: one frame a level
+      end
+      local t = aio.spawn(deep, 40)
+      pcall(t.await, t)
+      local tb = t:traceback()
+      local lines = {}
+      for line in tb:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.equal("stack traceback:", lines[2])
+      assert.equal("\t[C]: in function 'error'", lines[3])
+      assert.matches("^\t[^\t]-task_spec%.lua:%d+: in upvalue 'inner'$",
+                     lines[4])
+      -- 43 frames: the first 10, a gap, the last 11.
+      assert.truthy(tb:find("\n\t...\t(skipping 22 levels)\n", 1, true), tb)
+      local frames =
+        select(2, tb:gsub("\n\t[^\n]-task_spec%.lua:%d+: in ", ""))
+      assert.equal(10 + 11 - 1, frames)
+      -- The task's own C frame underneath is not shown.
+      assert.is_nil(tb:find("in ?", 1, true))
+    end)
+  end)
+
   it("run 100,000 tasks", function()
     run(function()
       local n, ts = 0, {}
