@@ -145,10 +145,12 @@ static void push_awaiters(lua_State *L, task *t, int *left) {
   luaL_pushresult(&b);
 }
 
-/* The message handler of task_main: keeps the report of a failure, with
-   the traceback from where it was raised.  An error re-raised from an
-   awaited task keeps a link to that task (extra.cause, set by await), and
-   the full report follows the links when it is read. */
+/* The message handler of task_main: keeps what only the moment of failure
+   knows, the traceback from where the error was raised and the tasks
+   awaiting this one; the report, with the task's name and spawn site, is
+   put together when it is read.  An error re-raised from an awaited task
+   keeps a link to that task (extra.cause, set by await), and the report
+   follows the links. */
 static int task_msgh(lua_State *L) {
   luaio *h;
   task *t;
@@ -160,14 +162,11 @@ static int task_msgh(lua_State *L) {
   if (h == NULL || (t = h->current) == NULL) return 1;
   luaio__pushtask(L, t);    /* 2 */
   luaio__push_errmsg(L, 1); /* 3 */
+  push_extra(L, 2);         /* 4 */
   luaio__traceback(L, lua_tostring(L, 3), 1);
-  lua_pushliteral(L, "\nin ");
-  push_where(L, t, 2);
+  lua_setfield(L, 4, "traceback");
   push_awaiters(L, t, &left);
-  lua_concat(L, 4); /* 4: the report */
-  push_extra(L, 2);
-  lua_insert(L, -2);
-  lua_setfield(L, -2, "traceback");
+  if (lua_rawlen(L, -1) > 0) lua_setfield(L, 4, "awaiters");
   lua_settop(L, 1);
   return 1;
 }
@@ -175,7 +174,7 @@ static int task_msgh(lua_State *L) {
 /* The report of the failed task at ud: the first task's report, then each
    task that re-raised the same error by awaiting it. */
 static void push_report(lua_State *L, int ud) {
-  int n = 0, i, top;
+  int n = 0, i, top, e;
   ud = lua_absindex(L, ud);
   top = lua_gettop(L);
   lua_pushvalue(L, ud);
@@ -208,17 +207,22 @@ static void push_report(lua_State *L, int ud) {
     }
     if (i != n) lua_pushliteral(L, "\nre-raised by:\n");
     push_extra(L, top + i);
-    if (lua_getfield(L, -1, "traceback") != LUA_TSTRING) {
-      task *c = lua_touserdata(L, top + i);
+    e = lua_gettop(L);
+    if (lua_getfield(L, e, "traceback") != LUA_TSTRING) { /* failed outside
+                                                              task_main */
       lua_pop(L, 1);
       lua_getiuservalue(L, top + i, TUV_RESULT);
       luaio__push_errmsg(L, -1);
       lua_remove(L, -2);
-      lua_pushliteral(L, "\nin ");
-      push_where(L, c, top + i);
-      lua_concat(L, 3);
     }
-    lua_remove(L, -2);
+    lua_pushliteral(L, "\nin ");
+    push_where(L, lua_touserdata(L, top + i), top + i);
+    if (lua_getfield(L, e, "awaiters") != LUA_TSTRING) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "");
+    }
+    lua_concat(L, 4);
+    lua_remove(L, e);
   }
   lua_concat(L, lua_gettop(L) - top - n);
   lua_replace(L, top + 1);
