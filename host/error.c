@@ -45,6 +45,26 @@ static void push_funcname(lua_State *L, lua_Debug *ar) {
     lua_pushliteral(L, "?");
 }
 
+/* The first level past L's stack.  lua_getstack walks the frames up to its
+   level, so the levels are probed by doubling and then halving, as
+   lauxlib does: a stack overflow's 200,000 frames stay cheap. */
+static int past_last_level(lua_State *L) {
+  lua_Debug ar;
+  int known = 0, past = 1; /* level `known` exists (0: the running one) */
+  while (lua_getstack(L, past, &ar)) {
+    known = past;
+    past *= 2;
+  }
+  while (past - known > 1) {
+    int m = known + (past - known) / 2;
+    if (lua_getstack(L, m, &ar))
+      known = m;
+    else
+      past = m;
+  }
+  return past;
+}
+
 /* luaL_traceback's text for L's stack from `level`, after msg if not NULL,
    but without its search of package.loaded for a global name of every
    frame's function, which costs more than all the rest of a failing task
@@ -54,9 +74,7 @@ static void push_funcname(lua_State *L, lua_Debug *ar) {
 void luaio__traceback(lua_State *L, const char *msg, int level) {
   luaL_Buffer b;
   lua_Debug ar;
-  int last = level, first = level;
-  while (lua_getstack(L, last, &ar))
-    last++;
+  int last = past_last_level(L), first = level;
   if (last > first && lua_getstack(L, last - 1, &ar) &&
       lua_getinfo(L, "Sn", &ar) && *ar.what == 'C' && ar.name == NULL)
     last--;
@@ -67,7 +85,7 @@ void luaio__traceback(lua_State *L, const char *msg, int level) {
   }
   luaL_addstring(&b, "stack traceback:");
   for (; level < last && lua_getstack(L, level, &ar); level++) {
-    if (last - first > LEVELS1 + LEVELS2 && level == first + LEVELS1) {
+    if (last - first > LEVELS1 + LEVELS2 + 1 && level == first + LEVELS1) {
       lua_pushfstring(L, "\n\t...\t(skipping %d levels)",
                       last - first - LEVELS1 - LEVELS2);
       luaL_addvalue(&b);
