@@ -160,6 +160,19 @@ describe("tasks", function()
     end)
   end)
 
+  it("report a stack overflow in a short traceback", function()
+    run(function()
+      local function f(n) return 1 + f(n + 1) end
+      local t = aio.spawn(f, 1)
+      local ok, e = pcall(t.await, t)
+      assert.is_false(ok)
+      assert.matches("stack overflow", tostring(e))
+      local tb = t:traceback()
+      assert.matches("skipping %d+ levels", tb)
+      assert.is_true(#tb < 4000, #tb)
+    end)
+  end)
+
   it("run 100,000 tasks", function()
     run(function()
       local n, ts = 0, {}
