@@ -170,6 +170,18 @@ void luaio__report(luaio *h, const char *msg);
 int luaio__drain(luaio *h);
 void luaio__run_main(luaio *h, task *t);
 
+/* A core object at idx: a full userdata of `size` bytes whose first field
+   (a const void *) points at `tag`, told without a registry lookup.  A
+   light userdata has no size, so its pointer is never read.  NULL if it is
+   not one. */
+static inline void *luaio__toobj(lua_State *L, int idx, const void *tag,
+                                 size_t size) {
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || lua_rawlen(L, idx) != size || *(const void **)p != tag)
+    return NULL;
+  return p;
+}
+
 /* task.c */
 extern const char luaio__marker;
 extern const char luaio__task_magic; /* a task's own yields */

@@ -49,7 +49,7 @@ typedef struct qkey {
 } qkey;
 
 typedef struct queue {
-  const char *magic; /* &queuekey: tells a queue from other userdata */
+  const void *magic; /* &queuekey: tells a queue from other userdata */
   luaio *h;
   unsigned char kind, shut, immediate;
   lua_Integer maxsize;    /* 0: unbounded */
@@ -281,12 +281,9 @@ static const waitops join_ops = {"queue join", luaio__abandon_list, NULL};
 
 /* The methods. */
 
-/* The queue at index 1, known by its size and its mark, without a lookup
-   (a light userdata has no size). */
 static queue *checkqueue(lua_State *L) {
-  queue *q = lua_touserdata(L, 1);
-  if (q == NULL || lua_rawlen(L, 1) != sizeof *q || q->magic != &queuekey)
-    luaL_typeerror(L, 1, "luaio.Queue");
+  queue *q = luaio__toobj(L, 1, &queuekey, sizeof(queue));
+  if (q == NULL) luaL_typeerror(L, 1, "luaio.Queue");
   return q;
 }
 

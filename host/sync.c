@@ -26,7 +26,7 @@ static const char BARRIER_MT[] = "luaio.Barrier";
 /* Every object starts with its type and its host, so a continuation finds
    the running task from the object at index 1. */
 typedef struct head {
-  const char *type;
+  const void *type;
   luaio *h;
 } head;
 
@@ -80,17 +80,9 @@ static void *new_object(lua_State *L, size_t size, int nuv, const char *name,
   return p;
 }
 
-/* The object at idx if its type is `type`, else NULL (lua_rawlen is 0 for
-   a light userdata, so its pointer is never read). */
-static void *testobj(lua_State *L, int idx, const char *type) {
-  head *o = lua_touserdata(L, idx);
-  if (o == NULL || lua_rawlen(L, idx) < sizeof *o || o->type != type)
-    return NULL;
-  return o;
-}
-
-static void *checkobj(lua_State *L, int idx, const char *type) {
-  void *o = testobj(L, idx, type);
+/* The object of type `type` and `size` bytes at idx, or a type error. */
+static void *checkobj(lua_State *L, int idx, const char *type, size_t size) {
+  void *o = luaio__toobj(L, idx, type, size);
   if (o == NULL) luaL_typeerror(L, idx, type);
   return o;
 }
@@ -154,7 +146,9 @@ static void lock_give(lua_State *L, lock *l) {
   lock_handoff(l);
 }
 
-static lock *checklock(lua_State *L) { return checkobj(L, 1, LOCK_MT); }
+static lock *checklock(lua_State *L) {
+  return checkobj(L, 1, LOCK_MT, sizeof(lock));
+}
 
 /* lock:acquire() -> lock */
 static int lock_acquire(lua_State *L) { return lock_take(L, checklock(L)); }
@@ -215,8 +209,8 @@ static int sem_abandon(task *t, int woken) {
 static const waitops sem_ops = {"semaphore", sem_abandon, NULL};
 
 static sem *checksem(lua_State *L) {
-  sem *s = testobj(L, 1, SEM_MT);
-  if (s == NULL) s = testobj(L, 1, BSEM_MT);
+  sem *s = luaio__toobj(L, 1, SEM_MT, sizeof(sem));
+  if (s == NULL) s = luaio__toobj(L, 1, BSEM_MT, sizeof(sem));
   if (s == NULL) luaL_typeerror(L, 1, SEM_MT);
   return s;
 }
@@ -301,7 +295,9 @@ static int aio_bounded_semaphore(lua_State *L) { return new_sem(L, 1); }
 
 static const waitops event_ops = {"event", luaio__abandon_list, NULL};
 
-static event *checkevent(lua_State *L) { return checkobj(L, 1, EVENT_MT); }
+static event *checkevent(lua_State *L) {
+  return checkobj(L, 1, EVENT_MT, sizeof(event));
+}
 
 static int k_event(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -381,7 +377,9 @@ static int aio_event(lua_State *L) {
 
 enum { COND_WAIT, COND_WAIT_FOR };
 
-static cond *checkcond(lua_State *L) { return checkobj(L, 1, COND_MT); }
+static cond *checkcond(lua_State *L) {
+  return checkobj(L, 1, COND_MT, sizeof(cond));
+}
 
 static int cond_abandon(task *t, int woken) {
   cond *c = t->wobj;
@@ -547,7 +545,7 @@ static int aio_condition(lua_State *L) {
     lua_settop(L, 0);
     l = new_lock(L);
   } else {
-    l = checkobj(L, 1, LOCK_MT);
+    l = checkobj(L, 1, LOCK_MT, sizeof(lock));
     lua_settop(L, 1);
   }
   c = new_object(L, sizeof(cond), 1, COND_MT, cond_methods, cond_meta);
@@ -562,7 +560,7 @@ static int aio_condition(lua_State *L) {
 static const waitops barrier_ops = {"barrier", luaio__abandon_list, NULL};
 
 static barrier *checkbarrier(lua_State *L) {
-  return checkobj(L, 1, BARRIER_MT);
+  return checkobj(L, 1, BARRIER_MT, sizeof(barrier));
 }
 
 static int broken_error(lua_State *L) {

@@ -22,15 +22,8 @@ static const char failedkey = 'f';
 
 const char luaio__task_magic = 'T';
 
-/* A task is a full userdata of a task's size whose first field points at
-   luaio__task_magic: checked without a table lookup (lua_rawlen is 0 for a
-   light userdata, so its pointer is never read). */
 task *luaio__totask(lua_State *L, int idx) {
-  task *t = lua_touserdata(L, idx);
-  if (t == NULL || lua_rawlen(L, idx) != sizeof *t ||
-      t->magic != &luaio__task_magic)
-    return NULL;
-  return t;
+  return luaio__toobj(L, idx, &luaio__task_magic, sizeof(task));
 }
 
 task *luaio__checktask(lua_State *L, int idx) {
