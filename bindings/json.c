@@ -107,6 +107,8 @@ void luaio__json_open(lua_State *L, luaio *h) {
   lua_pushcclosure(L, json_decode, 2);
   lua_setfield(L, -2, "decode");
   lua_getfield(L, inst, "null");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -5, "null"); /* aio.null: SQL NULL too (API.md) */
   lua_setfield(L, -2, "null");
   lua_setfield(L, -3, "json");
   lua_pop(L, 1);

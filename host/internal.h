@@ -259,4 +259,16 @@ void luaio__dns_open(lua_State *L, luaio *h);     /* bindings/dns.c */
 /* module.c */
 luaio *luaio__open_host(lua_State *L);
 
+/* preload.c: the Lua modules of lua/, embedded by lua/embed.cmake. */
+typedef struct luaio__lua_file {
+  const char *name;      /* "luaio.patterns" */
+  const char *chunkname; /* "@luaio/patterns.lua" */
+  const char *text;
+  size_t size;
+} luaio__lua_file;
+
+extern const luaio__lua_file luaio__lua_files[]; /* ends with NULL names */
+int luaio__lua_file_open(lua_State *L, int i);
+void luaio__preload_open(lua_State *L); /* into package.preload */
+
 #endif

@@ -114,5 +114,6 @@ int luaopen_luaio(lua_State *L) {
     openers[i](L, h);
   lua_pushliteral(L, LUAIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  luaio__preload_open(L);
   return 1;
 }
