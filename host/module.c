@@ -3,6 +3,8 @@
 ** functions, and luaopen_luaio, which gathers every file's functions.
 */
 
+#include <string.h>
+
 #include "internal.h"
 
 static void check_callable(lua_State *L, int idx) {
@@ -102,6 +104,28 @@ static void (*const openers[])(lua_State *L, luaio *h) = {
     luaio__net_open,  luaio__fs_open,  luaio__process_open, luaio__signal_open,
     luaio__json_open, luaio__udp_open, luaio__dns_open,     NULL};
 
+/* __index of the module table: aio.http, aio.pg … are the embedded Lua
+   modules luaio.http, luaio.pg …, required on first use, so a script pays
+   only for the libraries it touches. */
+static int lazy_index(lua_State *L) {
+  int i;
+  const char *k = lua_tostring(L, 2);
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  for (i = 0; luaio__lua_files[i].name != NULL; i++) {
+    const char *name = luaio__lua_files[i].name;
+    if (strncmp(name, "luaio.", 6) == 0 && strcmp(name + 6, k) == 0) {
+      lua_getglobal(L, "require");
+      lua_pushstring(L, name);
+      lua_call(L, 1, 1);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int luaopen_luaio(lua_State *L) {
   luaio *h = luaio__open_host(L);
   int i;
@@ -115,5 +139,9 @@ int luaopen_luaio(lua_State *L) {
   lua_pushliteral(L, LUAIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
   luaio__preload_open(L);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   return 1;
 }
