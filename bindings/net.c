@@ -747,5 +747,4 @@ void luaio__net_open(lua_State *L, luaio *h) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, funcs, 1);
-  luaio__tty_open(L, h);
 }

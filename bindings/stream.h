@@ -81,6 +81,6 @@ int luaio__fail(lua_State *L, const char *code, const char *msg);
 int luaio__stream_read_all(lua_State *L);
 
 void luaio__stream_open(lua_State *L, luaio *h);
-void luaio__tty_open(lua_State *L, luaio *h);
+
 
 #endif

@@ -61,9 +61,10 @@ static stream *open_fd(luaio *h, int fd, int *err) {
   return s;
 }
 
-/* The module table's __index: aio.stdin, aio.stdout, aio.stderr, made on
-   first use and kept in the module table. */
-static int module_index(lua_State *L) {
+/* aio.stdin, aio.stdout, aio.stderr, made on the first read of the module
+   table's field (its __index, module.c, calls this with the host as
+   upvalue 1) and kept in the table; 0 for other keys. */
+int luaio__stdio_index(lua_State *L) {
   luaio *h = luaio__host(L);
   const char *k = lua_tostring(L, 2);
   int fd, err;
@@ -78,12 +79,4 @@ static int module_index(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, 1, k);
   return 1;
-}
-
-void luaio__tty_open(lua_State *L, luaio *h) {
-  lua_createtable(L, 0, 1);
-  lua_pushlightuserdata(L, h);
-  lua_pushcclosure(L, module_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
 }

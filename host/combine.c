@@ -645,9 +645,9 @@ static int k_wait_for_cancelling(lua_State *L, int status, lua_KContext ctx) {
   combo *c = lua_touserdata(L, 1);
   (void)status;
   (void)ctx;
-  luaio__scope_pop(L, c->caller, &c->shield);
   c->inside = 0;
   release(c);
+  luaio__scope_pop(L, c->caller, &c->shield);
   luaio__resumed(L, c->caller);
   return wait_for_result(L, c);
 }

@@ -166,18 +166,49 @@ uint64_t luaio__cancelled_scope_id(lua_State *L, int idx) {
   return id;
 }
 
-/* The text of any error value, as lua.c's msghandler tells it. */
-const char *luaio__push_errmsg(lua_State *L, int idx) {
-  int type = lua_type(L, idx);
-  idx = lua_absindex(L, idx);
-  if (type == LUA_TSTRING || type == LUA_TNUMBER)
-    return luaL_tolstring(L, idx, NULL);
-  if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
-    lua_pop(L, 1);
-    return luaL_tolstring(L, idx, NULL);
+/* The text of the error at index 1, as lua.c's msghandler tells it; a
+   table without __tostring shows its type and message fields. */
+static int errmsg(lua_State *L) {
+  int type = lua_type(L, 1);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER ||
+      luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+    luaL_tolstring(L, 1, NULL);
+    return 1;
   }
-  return lua_pushfstring(L, "(error object is a %s value)",
-                         luaL_typename(L, idx));
+  if (type == LUA_TTABLE) {
+    lua_pushliteral(L, "type");
+    lua_rawget(L, 1);
+    lua_pushliteral(L, "message");
+    lua_rawget(L, 1);
+    if (lua_type(L, -2) == LUA_TSTRING || lua_type(L, -1) == LUA_TSTRING) {
+      lua_pushfstring(L, "%s: %s (error object is a table value)",
+                      lua_isstring(L, -2) ? lua_tostring(L, -2) : "Error",
+                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+      return 1;
+    }
+  }
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+/* Push the text of any error value.  Protected: a __tostring that fails,
+   returns a non-string or waits gives a text that says so, and the value
+   itself is untouched. */
+const char *luaio__push_errmsg(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+    return lua_tostring(L, -1);
+  }
+  lua_pushcfunction(L, errmsg);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *why = lua_tostring(L, -1);
+    lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
+                    luaL_typename(L, idx), why ? why : "?");
+    lua_remove(L, -2);
+  }
+  return lua_tostring(L, -1);
 }
 
 /* aio.is_error(v [, type]) -> boolean */

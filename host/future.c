@@ -76,8 +76,10 @@ static int future_tostring(lua_State *L) {
   return 1;
 }
 
-/* Slots: the host's table of unsettled futures.  A slot's generation
-   grows each time it is used, so an old handle never matches. */
+/* Slots: the host's table of unsettled futures.  Each new future takes
+   the host's next generation, so an old handle never matches, and a
+   handle of another host (whose generations start elsewhere) almost
+   never does. */
 
 typedef struct slot {
   uint32_t gen;
@@ -121,7 +123,8 @@ luaio_future *luaio_future_new(lua_State *L) {
   luaL_setmetatable(L, "luaio.Future");
   lua_pushvalue(L, -1);
   ((slot *)h->slots)[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  ((slot *)h->slots)[i].gen++;
+  ((slot *)h->slots)[i].gen = h->next_gen;
+  h->next_gen = h->next_gen == UINT32_MAX ? 1 : h->next_gen + 1;
   return handle(i, ((slot *)h->slots)[i].gen);
 }
 
@@ -138,7 +141,8 @@ static future *lookup(lua_State *L, luaio_future *fh, const char *what) {
   if (index == 0 || index > h->nslots ||
       ((slot *)h->slots)[index - 1].gen != gen ||
       ((slot *)h->slots)[index - 1].ref == LUA_NOREF) {
-    lua_pushfstring(L, "%s: the future was already settled", what);
+    lua_pushfstring(L, "%s: the future was already settled, or is not "
+                    "one of this host's", what);
     luaio__report(h, lua_tostring(L, -1));
     lua_pop(L, 1);
     return NULL;

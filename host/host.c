@@ -22,7 +22,9 @@
 static const char hostkey = 'h';
 
 luaio *luaio__host(lua_State *L) {
-  return (luaio *)lua_touserdata(L, lua_upvalueindex(1));
+  luaio *h = lua_touserdata(L, lua_upvalueindex(1));
+  if (h->dead) luaL_error(L, "luaio host is closed");
+  return h;
 }
 
 void luaio_config_init(luaio_config *cfg) { memset(cfg, 0, sizeof *cfg); }
@@ -120,6 +122,16 @@ static int run_all(luaio *h) {
   return 1;
 }
 
+/* The end of a run: cancel every task left and let them finish
+   cancelling.  A task spawned meanwhile is cancelled too, at its first
+   wait (luaio__spawn), so the rounds end. */
+static void end_run(luaio *h) {
+  h->cancelling++;
+  luaio__cancel_all(h);
+  run_all(h);
+  h->cancelling--;
+}
+
 /* Resources of the bindings. */
 
 void luaio__res_add(luaio *h, resource *r) {
@@ -140,11 +152,19 @@ void luaio__res_remove(luaio *h, resource *r) {
 
 /* Life cycle. */
 
+/* __gc of the box that ties a host to its state: a host made by the
+   module goes with its state; what luaio_free left of a host on a
+   borrowed state (its struct, for closures still pointing at it) goes
+   now. */
 static int host_gc(lua_State *L) {
   luaio **hp = lua_touserdata(L, 1);
   luaio *h = *hp;
   if (h == NULL) return 0;
   *hp = NULL;
+  if (h->dead) {
+    free(h);
+    return 0;
+  }
   h->L = NULL;
   if (h->from_module) luaio_free(h);
   return 0;
@@ -187,6 +207,10 @@ static luaio *host_new(uv_loop_t *loop, lua_State *L) {
   if (h == NULL) return NULL;
   h->next_id = 1;
   h->next_scope = 1;
+  /* Futures' generations start where another host's are unlikely to be,
+     so a handle settled through the wrong host is refused (future.c). */
+  h->next_gen = (uint32_t)((((uintptr_t)h ^ uv_hrtime()) *
+                            UINT64_C(0x9E3779B97F4A7C15)) >> 32) | 1;
   if (loop == NULL) {
     if (uv_loop_init(&h->own_loop) != 0) {
       free(h);
@@ -276,14 +300,56 @@ static void close_handles(luaio *h) {
     uv_run(h->loop, UV_RUN_NOWAIT);
 }
 
+/* Leave a borrowed state as luaio found it: the coroutine functions
+   back, the module and its Lua parts out of package.loaded (when they are
+   this host's), the registry keys gone.  The box of hostkey moves to a key
+   of its own, so the struct stays for closures that still point at it
+   (they raise "luaio host is closed") and goes with the state. */
+static void detach(luaio *h, lua_State *L) {
+  int i, mine = 0;
+  luaio__coro_close(L, h);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &luaio__marker);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "luaio") == LUA_TTABLE) {
+    lua_pushliteral(L, "run");
+    if (lua_rawget(L, -2) == LUA_TFUNCTION && lua_getupvalue(L, -1, 1)) {
+      mine = lua_touserdata(L, -1) == h;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (mine) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, "luaio");
+    for (i = 0; luaio__lua_files[i].name != NULL; i++) {
+      lua_pushnil(L);
+      lua_setfield(L, -2, luaio__lua_files[i].name);
+    }
+  }
+  lua_pop(L, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA &&
+      *(luaio **)lua_touserdata(L, -1) == h)
+    lua_rawsetp(L, LUA_REGISTRYINDEX, h);
+  else
+    lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &hostkey);
+}
+
 void luaio_free(luaio *h) {
   lua_State *L = h->L;
-  if (h->freeing) return;
+  int keep;
+  if (h->freeing || h->dead) return;
+  if (h->running || h->current != NULL) { /* from inside: when it returns */
+    h->free_pending = 1;
+    return;
+  }
   if (L != NULL) {
     /* Let what is left finish cancelling, then say what nobody saw. */
-    luaio__cancel_all(h);
     h->running++;
-    run_all(h);
+    end_run(h);
     h->running--;
     luaio__report_unretrieved(h);
   }
@@ -294,13 +360,12 @@ void luaio_free(luaio *h) {
     r->close(r); /* unlists r */
     if (h->resources == r) luaio__res_remove(h, r);
   }
+  keep = L != NULL && !h->owns_state;
   if (L != NULL) {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostkey) == LUA_TUSERDATA)
-      *(luaio **)lua_touserdata(L, -1) = NULL;
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &luaio__marker);
-    if (h->owns_state) lua_close(L);
+    if (h->owns_state) {
+      lua_close(L);
+    } else
+      detach(h, L);
   }
   close_handles(h);
   free(h->ready);
@@ -308,7 +373,17 @@ void luaio_free(luaio *h) {
   free(h->slots);
   free(h->cascade);
   free(h->free_anchors);
-  free(h);
+  if (keep) { /* the rest goes with the state (host_gc) */
+    h->dead = 1;
+    h->ready = NULL;
+    h->heap = NULL;
+    h->slots = NULL;
+    h->cascade = NULL;
+    h->free_anchors = NULL;
+    h->nslots = 0;
+    h->current = NULL;
+  } else
+    free(h);
 }
 
 /* Running. */
@@ -325,15 +400,23 @@ void luaio__run_main(luaio *h, task *t) {
       luaio__cancel_all(h);
     }
   }
-  luaio__cancel_all(h);
-  run_all(h);
+  end_run(h);
   h->running--;
   t->retrieved = 1;
   luaio__report_unretrieved(h);
 }
 
+/* luaio_free was called from inside a task: it happens now that the host
+   has stopped running; 1 if it did. */
+static int free_pending(luaio *h) {
+  if (!h->free_pending || h->running) return 0;
+  h->free_pending = 0;
+  luaio_free(h);
+  return 1;
+}
+
 int luaio_run(luaio *h) {
-  int before = h->nreported;
+  int before = h->nreported, failed;
   h->running++;
   if (!run_all(h)) { /* the tasks left wait on nothing that will come */
     luaio__cancel_all(h);
@@ -341,17 +424,21 @@ int luaio_run(luaio *h) {
   }
   h->running--;
   luaio__report_unretrieved(h);
-  return h->nreported != before;
+  failed = h->nreported != before;
+  free_pending(h);
+  return failed;
 }
 
 static void on_step_timer(uv_timer_t *t) { (void)t; }
 
 int luaio_step(luaio *h, double max_wait, double budget) {
+  int live;
   h->budget_end = budget > 0 ? (double)luaio__now() / 1e9 + budget : 0;
   h->running++;
-  if (h->rcount > 0 || max_wait <= 0)
+  if (h->rcount > 0 || !(max_wait > 0)) /* NaN too */
     uv_run(h->loop, UV_RUN_NOWAIT);
   else {
+    if (max_wait > 1e9) max_wait = 1e9; /* about 30 years */
     uv_timer_start(&h->step_timer, on_step_timer,
                    (uint64_t)(max_wait * 1e3 + 0.5), 0);
     uv_run(h->loop, UV_RUN_ONCE);
@@ -363,7 +450,8 @@ int luaio_step(luaio *h, double max_wait, double budget) {
     luaio__drain(h);
   h->running--;
   h->budget_end = 0;
-  return (int)h->ntasks;
+  live = (int)h->ntasks;
+  return free_pending(h) ? 0 : live;
 }
 
 /* Starting code. */

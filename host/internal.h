@@ -106,6 +106,8 @@ typedef struct task {
   int ref;       /* anchor in the host's live-task table */
   unsigned char state, end, retrieved, wake_err;
   unsigned char run_cancelled; /* starts even if cancelled before */
+  unsigned char escaped;   /* coroutine.running() gave co away: no pool */
+  unsigned char nested_ok; /* `nested` may suspend the task (coro.c) */
   int nwake; /* values pushed on co for the next resume; before the task
                 starts, its arguments waiting in TUV_RESULT */
   int nres;  /* results kept in TUV_RESULT (>1: a table) */
@@ -113,6 +115,7 @@ typedef struct task {
   int cancel_msg;      /* registry ref of t:cancel's message */
   unsigned ncancelled; /* cancelled scopes on the stack */
   uint64_t id;
+  lua_State *nested; /* the coroutine luaio's resume runs in this task */
   /* the wait in progress */
   waiter w;
   const waitops *wops;
@@ -133,6 +136,9 @@ struct luaio {
   uv_loop_t *loop;
   uv_loop_t own_loop;
   unsigned char owns_loop, owns_state, from_module, running, freeing;
+  unsigned char dead;         /* freed: only the struct is left (host.c) */
+  unsigned char cancelling;   /* the end of a run: new tasks are cancelled */
+  unsigned char free_pending; /* luaio_free called while running */
   unsigned char eager;
   int eager_depth;
   uv_check_t check; /* drains the ready queue */
@@ -149,6 +155,7 @@ struct luaio {
   size_t ncascade, ccascade;
   unsigned char cascading;
   int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
+  int coro_ref; /* the coroutine functions coro.c replaced */
   int nanchors, *free_anchors; /* slots of the tasks table, freed ones */
   size_t nfree_anchors, cfree_anchors;
   int nreported;     /* errors sent to on_error */
@@ -157,7 +164,7 @@ struct luaio {
   void *ud;
   resource *resources; /* what bindings hold open */
   void *slots;         /* future.c: unsettled futures */
-  uint32_t nslots, free_slot;
+  uint32_t nslots, free_slot, next_gen;
   uv_timer_t step_timer; /* bounds luaio_step's wait */
 };
 
@@ -199,6 +206,7 @@ void luaio__push_failure(lua_State *L, task *t, int ud);
 
 /* wait.c */
 task *luaio__enter_wait(lua_State *L, luaio *h);
+void luaio__check_suspend(lua_State *L, task *t);
 int luaio__wait(lua_State *L, task *t, const waitops *ops, void *obj,
                 lua_KContext ctx, lua_KFunction k);
 int luaio__resumed(lua_State *L, task *t); /* raises a pending error */
@@ -235,6 +243,7 @@ uint64_t luaio__cancelled_scope_id(lua_State *L, int idx);
 
 /* coro.c */
 void luaio__coro_open(lua_State *L, luaio *h);
+void luaio__coro_close(lua_State *L, luaio *h); /* puts the originals back */
 
 /* The functions each file adds to the module table. */
 extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[],
@@ -255,6 +264,8 @@ void luaio__signal_open(lua_State *L, luaio *h);  /* bindings/signal.c */
 void luaio__json_open(lua_State *L, luaio *h);    /* bindings/json.c */
 void luaio__udp_open(lua_State *L, luaio *h);     /* bindings/udp.c */
 void luaio__dns_open(lua_State *L, luaio *h);     /* bindings/dns.c */
+
+int luaio__stdio_index(lua_State *L); /* bindings/tty.c */
 
 /* module.c */
 luaio *luaio__open_host(lua_State *L);

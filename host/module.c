@@ -104,13 +104,15 @@ static void (*const openers[])(lua_State *L, luaio *h) = {
     luaio__net_open,  luaio__fs_open,  luaio__process_open, luaio__signal_open,
     luaio__json_open, luaio__udp_open, luaio__dns_open,     NULL};
 
-/* __index of the module table: aio.http, aio.pg … are the embedded Lua
-   modules luaio.http, luaio.pg …, required on first use, so a script pays
-   only for the libraries it touches. */
+/* __index of the module table: aio.stdin, aio.stdout, aio.stderr
+   (tty.c), and aio.http, aio.pg … , the embedded Lua modules luaio.http,
+   luaio.pg …, required on first use, so a script pays only for what it
+   touches. */
 static int lazy_index(lua_State *L) {
   int i;
   const char *k = lua_tostring(L, 2);
   if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  if (luaio__stdio_index(L)) return 1;
   for (i = 0; luaio__lua_files[i].name != NULL; i++) {
     const char *name = luaio__lua_files[i].name;
     if (strncmp(name, "luaio.", 6) == 0 && strcmp(name + 6, k) == 0) {
@@ -140,7 +142,8 @@ int luaopen_luaio(lua_State *L) {
   lua_setfield(L, -2, "_VERSION");
   luaio__preload_open(L);
   lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, lazy_index);
+  lua_pushlightuserdata(L, h);
+  lua_pushcclosure(L, lazy_index, 1);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
   return 1;

@@ -24,14 +24,21 @@ void luaio__scope_push(task *t, scope *s) {
   t->scope = s;
 }
 
+/* Leave scope s.  Out of order (a scope inside it was never closed: a
+   timeout or task group that is not a <close> variable), s is unlinked
+   all the same, and then the mistake is raised. */
 void luaio__scope_pop(lua_State *L, task *t, scope *s) {
+  scope **p = &t->scope;
   if (!s->active) return;
-  if (t->scope != s)
-    luaL_error(L, "scopes closed out of order: close a timeout, task group "
-                  "or shield before the scope around it");
-  t->scope = s->parent;
+  while (*p != s && *p != NULL)
+    p = &(*p)->parent;
+  if (*p == s) *p = s->parent;
   s->active = 0;
   if (s->cancelled) t->ncancelled--;
+  if (p != &t->scope)
+    luaL_error(L, "scopes closed out of order: close a timeout, task group "
+                  "or shield before the scope around it (create each as a "
+                  "<close> variable)");
 }
 
 scope *luaio__cancelled_scope(task *t) {
@@ -126,11 +133,29 @@ int luaio__task_cancel(task *t) {
   return 1;
 }
 
-/* A shield's scope is a to-be-closed value on the C stack of aio.shield. */
+/* A shield's scope is a to-be-closed value on the C stack of aio.shield,
+   anchored in the registry while it is linked: a coroutine abandoned
+   inside aio.shield cannot take the scope with it. */
+typedef struct shield {
+  scope s;
+  int ref;
+} shield;
+
 static int scope_close(lua_State *L) {
-  scope *s = lua_touserdata(L, 1);
-  if (s->active) luaio__scope_pop(L, s->task, s);
+  shield *sh = lua_touserdata(L, 1);
+  if (sh->s.active) {
+    luaL_unref(L, LUA_REGISTRYINDEX, sh->ref);
+    sh->ref = LUA_NOREF;
+    luaio__scope_pop(L, sh->s.task, &sh->s);
+  }
   return 0;
+}
+
+/* The task ended inside the shield (its coroutine was abandoned). */
+static void shield_drop(lua_State *L, scope *s) {
+  shield *sh = container_of(s, shield, s);
+  luaL_unref(L, LUA_REGISTRYINDEX, sh->ref);
+  sh->ref = LUA_NOREF;
 }
 
 static int k_shield(lua_State *L, int status, lua_KContext ctx) {
@@ -143,18 +168,23 @@ static int k_shield(lua_State *L, int status, lua_KContext ctx) {
    cancellation; a pending cancellation is delivered at the next wait. */
 int luaio__shield_fn(lua_State *L, luaio *h) {
   task *t = h->current;
-  scope *s;
+  shield *sh;
   if (t == NULL) {
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
   }
-  s = lua_newuserdatauv(L, sizeof *s, 0);
+  sh = lua_newuserdatauv(L, sizeof *sh, 0);
+  sh->ref = LUA_NOREF;
+  sh->s.active = 0;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &scopekey);
   lua_setmetatable(L, -2);
   lua_insert(L, 1);
   lua_toclose(L, 1);
-  luaio__scope_push(t, s);
-  s->shield = 1;
+  lua_pushvalue(L, 1);
+  sh->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaio__scope_push(t, &sh->s);
+  sh->s.shield = 1;
+  sh->s.drop = shield_drop;
   lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, k_shield);
   return k_shield(L, LUA_OK, 0);
 }

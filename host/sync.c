@@ -235,6 +235,9 @@ static int sem_release(lua_State *L) {
   if (s->bounded && s->waiters.n == 0 && s->value >= s->bound)
     return luaio__error_raise(L, "ValueError",
                               "bounded semaphore released too many times");
+  if (s->waiters.n == 0 && s->value == LUA_MAXINTEGER)
+    return luaio__error_raise(L, "ValueError",
+                              "semaphore value would overflow");
   sem_give(s);
   return 0;
 }

@@ -140,8 +140,9 @@ static void push_awaiters(lua_State *L, task *t, int *left) {
 
 /* The message handler of task_main: keeps what only the moment of failure
    knows, the traceback from where the error was raised and the tasks
-   awaiting this one; the report, with the task's name and spawn site, is
-   put together when it is read.  An error re-raised from an awaited task
+   awaiting this one; the report, with the error's text, the task's name
+   and spawn site, is put together when it is read.  No __tostring runs
+   here, so the error keeps its identity whatever its metatable does.  An error re-raised from an awaited task
    keeps a link to that task (extra.cause, set by await), and the report
    follows the links. */
 static int task_msgh(lua_State *L) {
@@ -153,13 +154,12 @@ static int task_msgh(lua_State *L) {
   h = lua_touserdata(L, -1);
   lua_settop(L, 1);
   if (h == NULL || (t = h->current) == NULL) return 1;
-  luaio__pushtask(L, t);    /* 2 */
-  luaio__push_errmsg(L, 1); /* 3 */
-  push_extra(L, 2);         /* 4 */
-  luaio__traceback(L, lua_tostring(L, 3), 1);
-  lua_setfield(L, 4, "traceback");
+  luaio__pushtask(L, t); /* 2 */
+  push_extra(L, 2);      /* 3 */
+  luaio__traceback(L, NULL, 1);
+  lua_setfield(L, 3, "traceback");
   push_awaiters(L, t, &left);
-  if (lua_rawlen(L, -1) > 0) lua_setfield(L, 4, "awaiters");
+  if (lua_rawlen(L, -1) > 0) lua_setfield(L, 3, "awaiters");
   lua_settop(L, 1);
   return 1;
 }
@@ -201,13 +201,15 @@ static void push_report(lua_State *L, int ud) {
     if (i != n) lua_pushliteral(L, "\nre-raised by:\n");
     push_extra(L, top + i);
     e = lua_gettop(L);
-    if (lua_getfield(L, e, "traceback") != LUA_TSTRING) { /* failed outside
-                                                              task_main */
+    lua_getiuservalue(L, top + i, TUV_RESULT);
+    luaio__push_errmsg(L, -1);
+    lua_remove(L, -2);
+    if (lua_getfield(L, e, "traceback") == LUA_TSTRING) {
+      lua_pushliteral(L, "\n");
+      lua_insert(L, -2);
+      lua_concat(L, 3);
+    } else /* failed outside task_main */
       lua_pop(L, 1);
-      lua_getiuservalue(L, top + i, TUV_RESULT);
-      luaio__push_errmsg(L, -1);
-      lua_remove(L, -2);
-    }
     lua_pushliteral(L, "\nin ");
     push_where(L, lua_touserdata(L, top + i), top + i);
     if (lua_getfield(L, e, "awaiters") != LUA_TSTRING) {
@@ -278,6 +280,10 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   t->ref = anchor(L, h);
   t->state = T_NEW;
   h->ntasks++;
+  if (h->cancelling) { /* the run is ending: it starts, cancelled */
+    t->run_cancelled = 1;
+    luaio__task_cancel(t);
+  }
   if (h->eager && h->current != NULL && h->eager_depth < EAGER_MAX) {
     task *self = h->current;
     h->eager_depth++;
@@ -325,10 +331,11 @@ static void run_callbacks(lua_State *L, int ud) {
     lua_pushvalue(L, ud);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       luaio *h = ((task *)lua_touserdata(L, ud))->h;
-      lua_pushfstring(L, "error in a task's done callback: %s",
-                      luaL_tolstring(L, -1, NULL));
+      lua_pushliteral(L, "error in a task's done callback: ");
+      luaio__push_errmsg(L, -2);
+      lua_concat(L, 2);
       luaio__report(h, lua_tostring(L, -1));
-      lua_pop(L, 3);
+      lua_pop(L, 2);
     }
   }
   lua_pop(L, 2);
@@ -376,17 +383,20 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
         luaio__is_error(L, -1, "CancelledError") ? END_CANCELLED : END_ERROR;
     lua_setiuservalue(L, ud, TUV_RESULT);
   }
-  /* The thread goes back to the pool, fit for a new task_main. */
+  /* The thread goes back to the pool, fit for a new task_main, unless
+     coroutine.running handed it out: then it is left to the collector. */
   lua_getiuservalue(L, ud, TUV_THREAD);
   lua_pushnil(L);
   lua_setiuservalue(L, ud, TUV_THREAD);
-  if (status == LUA_OK && h->npool < POOL_MAX) {
+  if (status == LUA_OK && h->npool < POOL_MAX && !t->escaped) {
     lua_settop(co, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
     lua_insert(L, -2);
     lua_rawseti(L, -2, ++h->npool);
   } else if (status != LUA_OK)
     lua_resetthread(co);
+  else
+    lua_settop(co, 0); /* dead, for whoever holds it */
   lua_settop(L, ud);
   if (t->scope != &t->root) luaio__scope_drop_all(L, t);
   t->co = NULL;
@@ -487,6 +497,7 @@ void luaio__resume(luaio *h, task *t) {
     co = t->co;
     nargs = t->nwake;
     t->nwake = 0;
+    lua_remove(co, -(nargs + 1)); /* the marker of its wait */
   }
   t->state = T_RUNNING;
   t->wops = NULL;
@@ -495,7 +506,6 @@ void luaio__resume(luaio *h, task *t) {
   h->current = prev;
   if (status == LUA_YIELD && nres == 1 &&
       lua_touserdata(co, -1) == &luaio__marker) {
-    lua_pop(co, 1);
     if (ud != 0) lua_settop(h->L, ud - 1);
     return;
   }

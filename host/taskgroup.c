@@ -33,7 +33,7 @@ typedef struct group {
   child *live;
   int nlive, nchildren, nerrors;
   int ref; /* anchors the group while it is open */
-  unsigned char state, failed, waiting, outer_cancel;
+  unsigned char state, failed, waiting, outer_cancel, dropped;
 } group;
 
 static group *checkgroup(lua_State *L, int idx) {
@@ -66,12 +66,21 @@ static void add_error(lua_State *L, group *g) {
   }
 }
 
+/* The group lets go of its anchor once it is closed and its last child
+   has ended: the children's nodes point into it until then. */
+static void unanchor(lua_State *L, group *g) {
+  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+  g->ref = LUA_NOREF;
+}
+
 /* A child finished: keep its error, and wake the owner if it waits for
-   the last one. */
+   the last one.  After the group was dropped (its owner ended without
+   closing it) nobody will read the errors: a failed child is reported
+   as never retrieved. */
 static void child_ended(group *g, child *c) {
   lua_State *L = g->h->L;
   task *t = c->task;
-  if (t->end == END_ERROR) {
+  if (t->end == END_ERROR && !g->dropped) {
     pushgroup(L, g);
     lua_getiuservalue(L, -1, UV_CHILDREN);
     lua_rawgeti(L, -1, c->index);
@@ -92,6 +101,7 @@ static void child_ended(group *g, child *c) {
     g->waiting = 0;
     luaio__wake(g->owner, NULL, 0);
   }
+  if (g->nlive == 0 && g->state == G_CLOSED) unanchor(L, g);
 }
 
 static void on_child_done(watch *w) {
@@ -165,9 +175,8 @@ static int finish_close(lua_State *L, group *g) {
   task *t = g->owner;
   scope *s;
   g->state = G_CLOSED;
+  if (g->nlive == 0) unanchor(L, g);
   luaio__scope_pop(L, t, &g->body);
-  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
-  g->ref = LUA_NOREF;
   if (g->nerrors > 0) {
     lua_pushfstring(L, "%d error%s in a task group", g->nerrors,
                     g->nerrors == 1 ? "" : "s");
@@ -191,8 +200,7 @@ static int k_close(lua_State *L, int status, lua_KContext ctx);
 /* Wait until no child is left (children may spawn children meanwhile). */
 static int wait_children(lua_State *L, group *g) {
   if (g->nlive == 0) return finish_close(L, g);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "cannot wait for a task group's children here");
+  luaio__check_suspend(L, g->owner);
   g->waiting = 1;
   return luaio__wait(L, g->owner, &exit_ops, g, 0, k_close);
 }
@@ -233,9 +241,9 @@ static int group_close(lua_State *L) {
 static void drop(lua_State *L, scope *s) {
   group *g = container_of(s, group, body);
   g->state = G_CLOSED;
+  g->dropped = 1;
   cancel_children(g);
-  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
-  g->ref = LUA_NOREF;
+  if (g->nlive == 0) unanchor(L, g);
 }
 
 static int new_group(lua_State *L) {
@@ -249,7 +257,7 @@ static int new_group(lua_State *L) {
   g->live = NULL;
   g->nlive = g->nchildren = g->nerrors = 0;
   g->state = G_OPEN;
-  g->failed = g->waiting = g->outer_cancel = 0;
+  g->failed = g->waiting = g->outer_cancel = g->dropped = 0;
   luaL_setmetatable(L, "luaio.TaskGroup");
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_CHILDREN);

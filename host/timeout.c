@@ -46,14 +46,15 @@ static void schedule(lua_State *L, timeout *to, int idx, int relative) {
   if (lua_isnoneornil(L, idx)) return;
   when = luaL_checknumber(L, idx);
   luaL_argcheck(L, when == when, idx, "not a number");
-  if (relative) when += (lua_Number)now / 1e9;
-  if (when * 1e9 <= (lua_Number)now) { /* already past */
+  /* A relative deadline is added in nanoseconds: through seconds of
+     aio.time(), rounding could put timeout(0) a nanosecond ahead. */
+  if (relative ? when <= 0 : when * 1e9 <= (lua_Number)now) { /* past */
     to->expired = 1;
     luaio__scope_cancel(&to->s);
     return;
   }
   if (when >= 1e12) return; /* tens of thousands of years: never */
-  due = (uint64_t)(when * 1e9);
+  due = relative ? now + (uint64_t)(when * 1e9) : (uint64_t)(when * 1e9);
   luaio__timer_add(to->h, &to->timer, due);
 }
 
@@ -90,8 +91,8 @@ static int timeout_close(lua_State *L) {
   if (!to->s.active) return 0;
   if (to->s.task != to->h->current)
     return luaL_error(L, "a timeout scope must be closed by its own task");
-  luaio__scope_pop(L, to->s.task, &to->s);
   release(L, to);
+  luaio__scope_pop(L, to->s.task, &to->s);
   if (to->expired && luaio__cancelled_scope_id(L, 2) == to->s.id) {
     lua_settop(L, 2);
     return luaio__error_raise(L, "TimeoutError", "timed out");

@@ -43,17 +43,35 @@ task *luaio__list_pop(waitlist *l) {
   return container_of(w, task, w);
 }
 
-/* The running task, ready to wait: raises when there is none, when L
-   cannot yield, and when a cancellation is due (level-triggered). */
-task *luaio__enter_wait(lua_State *L, luaio *h) {
-  task *t = h->current;
-  if (t == NULL)
-    luaL_error(L, "no running event loop: wait from inside a task "
-                  "(aio.run, aio.spawn)");
+/* Raise unless L may suspend task t: L is the task's own thread, or the
+   coroutine that luaio's coroutine.resume runs in it with every resumer
+   on the way able to yield (coro.c keeps t->nested), and L can yield. */
+void luaio__check_suspend(lua_State *L, task *t) {
+  if (L != t->co) {
+    if (L != t->nested)
+      luaL_error(L, "cannot wait in a coroutine resumed by a "
+                    "coroutine.resume that luaio did not replace (one saved "
+                    "before require \"luaio\"?)");
+    if (!t->nested_ok)
+      luaL_error(L, "cannot wait inside a coroutine whose resumer cannot "
+                    "yield (a table.sort comparator, a string.gsub callback, "
+                    "a __gc metamethod or another C function)");
+  }
   if (!lua_isyieldable(L))
     luaL_error(L, "cannot wait here: Lua cannot suspend a task inside this "
                   "call (a table.sort comparator, a string.gsub callback, "
                   "a __gc metamethod or another C function)");
+}
+
+/* The running task, ready to wait: raises when there is none, when L
+   cannot suspend it, and when a cancellation is due (level-triggered). */
+task *luaio__enter_wait(lua_State *L, luaio *h) {
+  task *t = h->current;
+  if (t == NULL)
+    luaL_error(L, h->dead ? "luaio host is closed"
+                          : "no running event loop: wait from inside a task "
+                            "(aio.run, aio.spawn)");
+  luaio__check_suspend(L, t);
   if (t->ncancelled > 0) {
     scope *s = luaio__cancelled_scope(t);
     if (s != NULL) {
@@ -64,7 +82,10 @@ task *luaio__enter_wait(lua_State *L, luaio *h) {
   return t;
 }
 
-/* Suspend the task until it is woken; k runs when it is resumed. */
+/* Suspend the task until it is woken; k runs when it is resumed.  The
+   marker stays on top of the suspended thread (under the values it is
+   woken with) until the scheduler resumes it: coro.c refuses to resume or
+   close a thread that holds it. */
 int luaio__wait(lua_State *L, task *t, const waitops *ops, void *obj,
                 lua_KContext ctx, lua_KFunction k) {
   t->wops = ops;
