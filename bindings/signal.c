@@ -141,6 +141,7 @@ static void on_close(uv_handle_t *handle) {
 static void start_close(sigwatch *w) {
   if (w->closing) return;
   w->closing = 1;
+  w->h->nsigwatch[w->signum]--;
   luaio__res_remove(w->h, &w->res);
   if (w->fn != LUA_NOREF && w->h->L != NULL)
     luaL_unref(w->h->L, LUA_REGISTRYINDEX, w->fn);
@@ -248,6 +249,7 @@ static int newwatch(lua_State *L, int fn) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &sigkey);
   lua_setmetatable(L, -2);
   luaio__res_add(h, &w->res);
+  h->nsigwatch[signum]++; /* the script owns the signal now (main.c) */
   err = uv_signal_start(&w->handle, on_signal, signum);
   if (err < 0) {
     start_close(w);
@@ -271,6 +273,63 @@ static int aio_on_signal(lua_State *L) {
   checksignal(L, 1, &name);
   lua_settop(L, 2);
   return newwatch(L, luaL_ref(L, LUA_REGISTRYINDEX));
+}
+
+/* SIGINT during the top-level aio.run of a module host (a stock lua5.4
+   that loaded luaio).  lua.c's own handler stops Lua code at its next
+   instruction, but a run waiting in the loop runs none for as long as
+   it waits; so while the run lasts SIGINT is the loop's: the first
+   cancels the run's main task (every task, once it has ended), a second
+   ends the process as an unhandled SIGINT would.  A script that watches
+   SIGINT itself owns it.  lua.c's handler is put back after the run. */
+struct runsig {
+  uv_signal_t handle;
+  struct sigaction old;
+  luaio *h;
+  task *main;
+  int count;
+};
+
+static void on_runsig_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void on_run_sigint(uv_signal_t *handle, int signum) {
+  struct runsig *r = handle->data;
+  luaio *h = r->h;
+  if (h->nsigwatch[signum] > 0 || h->L == NULL) return;
+  if (r->count++ > 0) {
+    signal(signum, SIG_DFL);
+    raise(signum);
+    return;
+  }
+  if (r->main->state != T_DONE)
+    luaio__task_cancel_msg(h->L, r->main, "interrupted");
+  else
+    luaio__cancel_all(h);
+}
+
+void luaio__run_signal_start(luaio *h, task *main) {
+  struct runsig *r;
+  if (!h->from_module || h->runsig != NULL) return;
+  if ((r = calloc(1, sizeof *r)) == NULL) return;
+  sigaction(SIGINT, NULL, &r->old);
+  r->h = h;
+  r->main = main;
+  uv_signal_init(h->loop, &r->handle);
+  r->handle.data = r;
+  if (uv_signal_start(&r->handle, on_run_sigint, SIGINT) < 0) {
+    uv_close((uv_handle_t *)&r->handle, on_runsig_closed);
+    return;
+  }
+  uv_unref((uv_handle_t *)&r->handle);
+  h->runsig = r;
+}
+
+void luaio__run_signal_stop(luaio *h) {
+  struct runsig *r = h->runsig;
+  if (r == NULL) return;
+  h->runsig = NULL;
+  uv_close((uv_handle_t *)&r->handle, on_runsig_closed);
+  sigaction(SIGINT, &r->old, NULL);
 }
 
 static const luaL_Reg signal_methods[] = {

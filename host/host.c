@@ -83,6 +83,10 @@ int luaio__drain(luaio *h) {
       h->rcount--;
       luaio__resume(h, t);
       ran++;
+      if (h->drain_stop) { /* let the loop see a signal first */
+        h->drain_stop = 0;
+        goto out;
+      }
       if (h->budget_end > 0 && (double)luaio__now() / 1e9 >= h->budget_end)
         goto out;
     }
@@ -392,6 +396,7 @@ void luaio_free(luaio *h) {
    wait for their cleanup; report what nobody retrieved but t's own error. */
 void luaio__run_main(luaio *h, task *t) {
   h->running++;
+  luaio__run_signal_start(h, t);
   while (t->state != T_DONE) {
     if (!turn(h)) { /* a deadlock: nothing can wake the main task */
       luaio__task_cancel_msg(h->L, t,
@@ -401,6 +406,7 @@ void luaio__run_main(luaio *h, task *t) {
     }
   }
   end_run(h);
+  luaio__run_signal_stop(h);
   h->running--;
   t->retrieved = 1;
   luaio__report_unretrieved(h);

@@ -22,6 +22,8 @@
 
 struct task;
 
+#define LUAIO_NSIG 65 /* signal numbers luaio knows are below this */
+
 /* An intrusive FIFO of waiters: the node lives in the waiting task. */
 typedef struct waitlist {
   struct waiter *head, *tail;
@@ -114,6 +116,7 @@ typedef struct task {
   int spawn_line;
   int cancel_msg;      /* registry ref of t:cancel's message */
   unsigned ncancelled; /* cancelled scopes on the stack */
+  unsigned run;        /* the aio.run it belongs to: 0 the outermost */
   uint64_t id;
   lua_State *nested; /* the coroutine luaio's resume runs in this task */
   /* the wait in progress */
@@ -138,6 +141,7 @@ struct luaio {
   unsigned char owns_loop, owns_state, from_module, running, freeing;
   unsigned char dead;         /* freed: only the struct is left (host.c) */
   unsigned char cancelling;   /* the end of a run: new tasks are cancelled */
+  volatile unsigned char drain_stop; /* poll now: a signal came (main.c) */
   unsigned char free_pending; /* luaio_free called while running */
   unsigned char eager;
   int eager_depth;
@@ -151,6 +155,7 @@ struct luaio {
   task *current;
   size_t ntasks; /* live tasks */
   uint64_t next_id, next_scope;
+  unsigned next_run; /* nested aio.run calls so far */
   task **cascade; /* tasks whose cancellation is being passed on */
   size_t ncascade, ccascade;
   unsigned char cascading;
@@ -166,6 +171,10 @@ struct luaio {
   void *slots;         /* future.c: unsettled futures */
   uint32_t nslots, free_slot, next_gen;
   uv_timer_t step_timer; /* bounds luaio_step's wait */
+  /* aio.signal and aio.on_signal objects open, by signal: a script that
+     watches a signal owns it (the command's defaults step aside). */
+  unsigned short nsigwatch[LUAIO_NSIG];
+  struct runsig *runsig; /* signal.c: SIGINT of a module's aio.run */
 };
 
 /* host.c */
@@ -199,6 +208,8 @@ void luaio__pushtask(lua_State *L, task *t);
 void luaio__resume(luaio *h, task *t);
 int luaio__pushresults(lua_State *L, task *t, int raise);
 int luaio__await(lua_State *L, int shielded);
+int luaio__await_k(lua_State *L, int shielded, lua_KFunction k);
+int luaio__await_results(lua_State *L, task *t);
 void luaio__tasks_open(lua_State *L, luaio *h);
 void luaio__cancel_all(luaio *h);
 void luaio__report_unretrieved(luaio *h);
@@ -261,6 +272,8 @@ void luaio__net_open(lua_State *L, luaio *h);     /* bindings/net.c … */
 void luaio__fs_open(lua_State *L, luaio *h);      /* bindings/fs.c */
 void luaio__process_open(lua_State *L, luaio *h); /* bindings/process.c */
 void luaio__signal_open(lua_State *L, luaio *h);  /* bindings/signal.c */
+void luaio__run_signal_start(luaio *h, task *main); /* module hosts only */
+void luaio__run_signal_stop(luaio *h);
 void luaio__json_open(lua_State *L, luaio *h);    /* bindings/json.c */
 void luaio__udp_open(lua_State *L, luaio *h);     /* bindings/udp.c */
 void luaio__dns_open(lua_State *L, luaio *h);     /* bindings/dns.c */

@@ -27,7 +27,7 @@
 typedef struct app {
   luaio *h;
   task *main; /* the task that runs now, if any */
-  int signo;  /* the signal that cancelled it */
+  volatile sig_atomic_t signo; /* the signal that cancelled it */
   repl *repl; /* interactive: the REPL, which takes the signals */
   uv_signal_t sigint, sigterm;
 } app;
@@ -57,12 +57,70 @@ static void print_usage(const char *badoption) {
           PROGNAME);
 }
 
+/* SIGINT and SIGTERM.  libuv's handler wakes the loop, whose callback
+   (on_signal) cancels the main task, or every task once the main task
+   has ended.  But Lua code that does not wait never lets the loop run:
+   so our own handler, chained before libuv's, also sets a hook on the
+   thread that runs, as lua.c's laction does, and the hook raises the
+   running task's cancellation at its next instruction.  A second signal
+   before the command is done exits at once.  A script that watches the
+   signal itself (aio.signal, aio.on_signal) owns it: then none of this
+   happens. */
+static app *sig_app;
+static struct sigaction uv_action[2]; /* libuv's, for SIGINT and SIGTERM */
+static volatile sig_atomic_t sig_pending, sig_count;
+
+static void on_hook(lua_State *L, lua_Debug *ar) {
+  task *t = sig_app->h->current;
+  scope *s;
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (!sig_pending || t == NULL) return; /* the loop has seen it */
+  luaio__task_cancel_msg(L, t, "interrupted");
+  if ((s = luaio__cancelled_scope(t)) == NULL) return; /* shielded */
+  luaio__cancelled_push(L, s);
+  lua_error(L);
+}
+
+static void on_signal_c(int signo) {
+  app *a = sig_app;
+  task *t;
+  uv_action[signo == SIGTERM].sa_handler(signo);
+  if (a == NULL || a->h->nsigwatch[signo] > 0) return;
+  if (a->repl == NULL && sig_count++ > 0) _exit(128 + signo);
+  if (a->repl == NULL) a->signo = signo; /* for the exit status */
+  sig_pending = 1;
+  a->h->drain_stop = 1;
+  if ((t = a->h->current) != NULL)
+    lua_sethook(t->nested != NULL ? t->nested : t->co, on_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
 static void on_signal(uv_signal_t *s, int signo) {
   app *a = s->data;
+  sig_pending = 0;
+  if (a->h->nsigwatch[signo] > 0) return;
   if (a->repl != NULL && luaio__repl_signal(a->repl, signo)) return;
-  if (a->signo == SIGINT && signo == SIGINT) _exit(130); /* a second ^C */
   a->signo = signo;
-  if (a->main != NULL) luaio__task_cancel_msg(a->h->L, a->main, "interrupted");
+  if (a->main != NULL && a->main->state != T_DONE)
+    luaio__task_cancel_msg(a->h->L, a->main, "interrupted");
+  else /* the run is ending: cancel what is left, again */
+    luaio__cancel_all(a->h);
+}
+
+/* Watch signo on the loop, then chain our handler before libuv's. */
+static void watch_signal(app *a, uv_signal_t *handle, int signo) {
+  struct sigaction sa;
+  uv_signal_init(luaio_loop(a->h), handle);
+  handle->data = a;
+  uv_signal_start(handle, on_signal, signo);
+  uv_unref((uv_handle_t *)handle);
+  sigaction(signo, NULL, &uv_action[signo == SIGTERM]);
+  sa = uv_action[signo == SIGTERM];
+  if (sa.sa_flags & SA_SIGINFO) return; /* not libuv's handler */
+  sa.sa_handler = on_signal_c;
+  sigfillset(&sa.sa_mask);
+  sigaction(signo, &sa, NULL);
 }
 
 /* Run the function under its nargs arguments as the main task; 0 if it
@@ -350,17 +408,17 @@ int main(int argc, char **argv) {
     lua_close(L);
     return 1;
   }
-  uv_signal_init(luaio_loop(a.h), &a.sigint);
-  uv_signal_init(luaio_loop(a.h), &a.sigterm);
-  a.sigint.data = a.sigterm.data = &a;
-  uv_signal_start(&a.sigint, on_signal, SIGINT);
-  uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-  uv_unref((uv_handle_t *)&a.sigint);
-  uv_unref((uv_handle_t *)&a.sigterm);
+  sig_app = &a;
+  watch_signal(&a, &a.sigint, SIGINT);
+  watch_signal(&a, &a.sigterm, SIGTERM);
+  /* The host closes the state before it waits for the loop's last
+     requests: what the script holds (a FIFO's writer held by io.open) is
+     closed first, so a read waiting for it can end. */
+  a.h->owns_state = 1;
   status = run(&a, argc, argv);
   if (a.repl != NULL) luaio__repl_close(a.repl);
-  luaio_free(a.h);
-  lua_close(L);
+  luaio_free(a.h); /* closes the state and the signal handles */
+  sig_app = NULL;
   /* After lua_close: the state's print and io.write point at the REPL. */
   if (a.repl != NULL) luaio__repl_free(a.repl);
   return status;

@@ -15,14 +15,64 @@ static void check_callable(lua_State *L, int idx) {
   }
 }
 
+/* aio.run inside a task runs fn as a new task of a run of its own: the
+   tasks it spawns (and theirs) belong to that run, and when fn's task has
+   ended they are cancelled and awaited, as the outermost run does with
+   every task.  The caller's cancellation reaches fn's task; the wait for
+   the rest cannot be interrupted.  Stack: 1 fn's task. */
+
+/* The first live task of run `id`, after cancelling every one. */
+static task *cancel_run(lua_State *L, luaio *h, unsigned id) {
+  task *first = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    task *t = luaio__totask(L, -1);
+    if (t != NULL && t->run == id && t->state != T_DONE) {
+      luaio__task_cancel(t);
+      if (first == NULL) first = t;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return first;
+}
+
+static int keep_waiting(task *t, int woken) {
+  (void)t;
+  (void)woken;
+  return 0;
+}
+
+static const waitops run_ops = {"aio.run (cancelling the rest)",
+                                keep_waiting, NULL};
+
+static int k_run(lua_State *L, int status, lua_KContext ctx) {
+  luaio *h = luaio__host(L);
+  task *main = lua_touserdata(L, 1), *self = h->current, *left;
+  (void)status;
+  (void)ctx;
+  lua_settop(L, 1);
+  if ((left = cancel_run(L, h, main->run)) != NULL) {
+    luaio__check_suspend(L, self);
+    luaio__list_push(&left->awaiters, &self->w);
+    return luaio__wait(L, self, &run_ops, left, 0, k_run);
+  }
+  return luaio__await_results(L, main);
+}
+
 /* aio.run(fn, ...) -> ...: fn's results, or raises its error */
 static int aio_run(lua_State *L) {
   luaio *h = luaio__host(L);
   task *t;
   check_callable(L, 1);
-  if (h->current != NULL) { /* inside a task: a new task, awaited */
-    luaio__spawn(L, h, lua_gettop(L) - 1);
-    return luaio__await(L, 0);
+  if (h->current != NULL) { /* inside a task: a run of its own */
+    unsigned run = h->current->run;
+    h->current->run = ++h->next_run;
+    if (h->next_run == 0) h->current->run = h->next_run = 1;
+    luaio__spawn(L, h, lua_gettop(L) - 1); /* the task at 1 */
+    h->current->run = run;
+    return luaio__await_k(L, 0, k_run);
   }
   if (h->running)
     return luaL_error(L, "aio.run: the event loop is already running");

@@ -252,6 +252,7 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   t->h = h;
   t->id = h->next_id++;
   t->cancel_msg = LUA_NOREF;
+  if (h->current != NULL) t->run = h->current->run;
   t->root.task = t;
   t->root.id = h->next_scope++;
   t->root.active = 1;
@@ -533,23 +534,34 @@ int luaio__pushresults(lua_State *L, task *t, int raise) {
 
 /* Awaiting. */
 
-/* Cancelling the waiter cancels the awaited task. */
-static void await_propagate(task *self, void *awaited) {
-  (void)self;
-  luaio__task_cancel(awaited);
+/* Cancelling the waiter cancels the awaited task, and the waiter goes on
+   waiting, shielded, until that task has finished cancelling (its cleanup
+   may wait), as asyncio's Task.cancel does for a task in `await other`.
+   A waiter already woken keeps what it was woken for. */
+static int await_abandon(task *self, int woken) {
+  if (!woken) luaio__task_cancel(self->wobj);
+  return 0;
 }
 
-static const waitops await_ops = {"await", luaio__abandon_list,
-                                  await_propagate};
+static const waitops await_ops = {"await", await_abandon, NULL};
 static const waitops shield_ops = {"shield", luaio__abandon_list, NULL};
 
-static int k_await(lua_State *L, int status, lua_KContext ctx) {
-  task *t = lua_touserdata(L, 1);
-  (void)ctx;
-  if (status == LUA_YIELD) luaio__resumed(L, t->h->current);
+/* The results of the finished task at index 1 for the running task: its
+   values, or its error (linked as the cause of the caller's report); a
+   task that ended cancelled while the caller's own cancellation is due
+   gives the caller's CancelledError, so the caller's scopes catch it. */
+int luaio__await_results(lua_State *L, task *t) {
+  task *self = t->h->current;
   lua_settop(L, 1);
-  if (t->end != END_OK && t->h->current != NULL) {
-    luaio__pushtask(L, t->h->current);
+  if (t->end == END_CANCELLED && self != NULL) {
+    scope *s = luaio__cancelled_scope(self);
+    if (s != NULL) {
+      luaio__cancelled_push(L, s);
+      return lua_error(L);
+    }
+  }
+  if (t->end != END_OK && self != NULL) {
+    luaio__pushtask(L, self);
     push_extra(L, -1);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "cause");
@@ -558,19 +570,31 @@ static int k_await(lua_State *L, int status, lua_KContext ctx) {
   return luaio__pushresults(L, t, 1);
 }
 
-/* Wait for the task at index 1 and return its results; `shielded`: the
-   caller's cancellation does not reach it. */
-int luaio__await(lua_State *L, int shielded) {
+static int k_await(lua_State *L, int status, lua_KContext ctx) {
+  task *t = lua_touserdata(L, 1);
+  (void)ctx;
+  if (status == LUA_YIELD) luaio__resumed(L, t->h->current);
+  return luaio__await_results(L, t);
+}
+
+/* Wait until the task at index 1 has finished, then k runs; `shielded`:
+   the caller's cancellation does not reach the task, and interrupts the
+   wait at once. */
+int luaio__await_k(lua_State *L, int shielded, lua_KFunction k) {
   task *t = luaio__checktask(L, 1), *self;
   lua_settop(L, 1);
-  if (t->state == T_DONE) return k_await(L, LUA_OK, 0);
+  if (t->state == T_DONE) return k(L, LUA_OK, 0);
   self = luaio__enter_wait(L, t->h);
   if (self == t)
     return luaio__error_raise(L, "InvalidStateError",
                               "a task cannot await itself");
   luaio__list_push(&t->awaiters, &self->w);
-  return luaio__wait(L, self, shielded ? &shield_ops : &await_ops, t, 0,
-                     k_await);
+  return luaio__wait(L, self, shielded ? &shield_ops : &await_ops, t, 0, k);
+}
+
+/* Wait for the task at index 1 and return its results. */
+int luaio__await(lua_State *L, int shielded) {
+  return luaio__await_k(L, shielded, k_await);
 }
 
 /* The Task methods. */
