@@ -204,6 +204,7 @@ static void attach(luaio *h, lua_State *L) {
   luaio__future_open(L);
   luaio__tasks_open(L, h);
   luaio__coro_open(L, h);
+  luaio__exit_open(L, h);
 }
 
 static luaio *host_new(uv_loop_t *loop, lua_State *L) {
@@ -312,6 +313,7 @@ static void close_handles(luaio *h) {
 static void detach(luaio *h, lua_State *L) {
   int i, mine = 0;
   luaio__coro_close(L, h);
+  luaio__exit_close(L, h);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &luaio__marker);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

@@ -161,6 +161,7 @@ struct luaio {
   unsigned char cascading;
   int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
   int coro_ref; /* the coroutine functions coro.c replaced */
+  int exit_ref; /* the standard os.exit (exit.c) */
   int nanchors, *free_anchors; /* slots of the tasks table, freed ones */
   size_t nfree_anchors, cfree_anchors;
   int nreported;     /* errors sent to on_error */
@@ -255,6 +256,10 @@ uint64_t luaio__cancelled_scope_id(lua_State *L, int idx);
 /* coro.c */
 void luaio__coro_open(lua_State *L, luaio *h);
 void luaio__coro_close(lua_State *L, luaio *h); /* puts the originals back */
+
+/* exit.c */
+void luaio__exit_open(lua_State *L, luaio *h);
+void luaio__exit_close(lua_State *L, luaio *h);
 
 /* The functions each file adds to the module table. */
 extern const luaL_Reg luaio__timer_funcs[], luaio__error_funcs[],

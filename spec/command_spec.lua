@@ -21,6 +21,27 @@ end
 local function luaio(args) return sh(LUAIO .. " " .. args) end
 
 describe("the luaio command", function()
+  it("os.exit(code, true) closes the main chunk's and the tasks' "
+     .. "to-be-closed variables, as lua5.4 closes its main chunk's "
+     .. "(issue 12, item 4)", function()
+    local s = tmpfile([[
+      local aio = require "luaio"
+      local a <close> = setmetatable({}, {__close = function()
+        print("main chunk closed") end})
+      aio.spawn(function()
+        local b <close> = setmetatable({}, {__close = function()
+          print("task closed") end})
+        aio.sleep(10)
+      end)
+      aio.sleep(0)
+      os.exit(3, true)
+    ]])
+    local out, status = luaio(s)
+    os.remove(s)
+    assert.equal(3, status)
+    assert.equal("main chunk closed\ntask closed\n", out)
+  end)
+
   it("runs a script whose top level waits, with arg as lua sets it", function()
     local s = tmpfile([[
       local aio = require "luaio"
