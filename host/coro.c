@@ -232,6 +232,10 @@ static int co_running(lua_State *L) {
   return 2;
 }
 
+/* Is f luaio's coroutine.resume or a coroutine.wrap function (where a
+   task waits when the wait began in a coroutine of its own)? */
+int luaio__is_resumer(lua_CFunction f) { return f == co_resume || f == auxwrap; }
+
 void luaio__coro_open(lua_State *L, luaio *h) {
   static const lua_CFunction funcs[] = {co_resume, co_wrap, co_yield, co_close,
                                         co_running};

@@ -72,11 +72,17 @@ static int past_last_level(lua_State *L) {
    function is named as the calling code names it.  The bottom frame is
    left out when it is an unnamed C function (a task's task_main). */
 void luaio__traceback(lua_State *L, const char *msg, int level) {
+  luaio__traceback_of(L, L, msg, level);
+}
+
+/* The same for the stack of L1 (a suspended task's thread), pushed on L. */
+void luaio__traceback_of(lua_State *L, lua_State *L1, const char *msg,
+                         int level) {
   luaL_Buffer b;
   lua_Debug ar;
-  int last = past_last_level(L), first = level;
-  if (last > first && lua_getstack(L, last - 1, &ar) &&
-      lua_getinfo(L, "Sn", &ar) && *ar.what == 'C' && ar.name == NULL)
+  int last = past_last_level(L1), first = level;
+  if (last > first && lua_getstack(L1, last - 1, &ar) &&
+      lua_getinfo(L1, "Sn", &ar) && *ar.what == 'C' && ar.name == NULL)
     last--;
   luaL_buffinit(L, &b);
   if (msg != NULL) {
@@ -84,7 +90,7 @@ void luaio__traceback(lua_State *L, const char *msg, int level) {
     luaL_addchar(&b, '\n');
   }
   luaL_addstring(&b, "stack traceback:");
-  for (; level < last && lua_getstack(L, level, &ar); level++) {
+  for (; level < last && lua_getstack(L1, level, &ar); level++) {
     if (last - first > LEVELS1 + LEVELS2 + 1 && level == first + LEVELS1) {
       lua_pushfstring(L, "\n\t...\t(skipping %d levels)",
                       last - first - LEVELS1 - LEVELS2);
@@ -92,7 +98,7 @@ void luaio__traceback(lua_State *L, const char *msg, int level) {
       level = last - LEVELS2 - 1;
       continue;
     }
-    lua_getinfo(L, "Slnt", &ar);
+    lua_getinfo(L1, "Slnt", &ar);
     if (ar.currentline <= 0)
       lua_pushfstring(L, "\n\t%s: in ", ar.short_src);
     else

@@ -32,19 +32,25 @@ static int os_exit(lua_State *L) {
   else
     status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
   S = h->L; /* L's own stack goes with its thread */
+  lua_settop(S, 0);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_xmove(L, S, 1);
   self = h->current;
   h->current = NULL; /* no wait begins in a __close handler */
   if (self != NULL && self->co != NULL) lua_resetthread(self->co);
-  lua_settop(S, 0);
   lua_rawgeti(S, LUA_REGISTRYINDEX, h->tasks_ref);
   lua_pushnil(S);
-  while (lua_next(S, 1)) {
+  while (lua_next(S, 2)) {
     task *t = luaio__totask(S, -1);
     if (t != NULL && t != self && t->co != NULL) lua_resetthread(t->co);
     lua_pop(S, 1);
   }
-  lua_close(S);
-  exit(status);
+  lua_pop(S, 1);
+  /* The standard os.exit closes the state and exits: luaio's code may be
+     unloaded with the state (a module), so it must not return here. */
+  lua_pushinteger(S, status);
+  lua_pushboolean(S, 1);
+  lua_call(S, 2, 0);
   return 0;
 }
 

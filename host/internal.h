@@ -92,7 +92,10 @@ typedef struct scope {
   struct task *task;
   uint64_t id; /* CancelledError.scope */
   unsigned char cancelled, shield, active;
-  void (*drop)(lua_State *L, struct scope *s); /* the task ended inside */
+  void (*drop)(lua_State *L, struct scope *s); /* left without closing */
+  /* Optional: push what the scope is, for errors ("the timeout scope
+     created at x.lua:3"). */
+  void (*describe)(lua_State *L, struct scope *s);
 } scope;
 
 enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
@@ -230,6 +233,7 @@ int luaio__k_values(lua_State *L, int status, lua_KContext ctx);
 void luaio__scope_push(task *t, scope *s);
 void luaio__scope_pop(lua_State *L, task *t, scope *s);
 void luaio__scope_cancel(scope *s);
+void luaio__scope_drop(lua_State *L, task *t, scope *s);
 void luaio__scope_drop_all(lua_State *L, task *t);
 scope *luaio__cancelled_scope(task *t); /* NULL if none takes effect */
 int luaio__task_cancel(task *t);
@@ -247,6 +251,8 @@ void luaio__timer_fire(luaio *h);
 void luaio__error_open(lua_State *L);
 void luaio__error_push(lua_State *L, const char *type, const char *msg);
 void luaio__traceback(lua_State *L, const char *msg, int level);
+void luaio__traceback_of(lua_State *L, lua_State *L1, const char *msg,
+                         int level);
 int luaio__error_raise(lua_State *L, const char *type, const char *fmt, ...);
 int luaio__is_error(lua_State *L, int idx, const char *type);
 const char *luaio__push_errmsg(lua_State *L, int idx);
@@ -256,6 +262,7 @@ uint64_t luaio__cancelled_scope_id(lua_State *L, int idx);
 /* coro.c */
 void luaio__coro_open(lua_State *L, luaio *h);
 void luaio__coro_close(lua_State *L, luaio *h); /* puts the originals back */
+int luaio__is_resumer(lua_CFunction f);
 
 /* exit.c */
 void luaio__exit_open(lua_State *L, luaio *h);

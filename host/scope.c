@@ -15,6 +15,7 @@ static const char scopekey = 's';
 
 void luaio__scope_push(task *t, scope *s) {
   s->drop = NULL;
+  s->describe = NULL;
   s->parent = t->scope;
   s->task = t;
   s->id = t->h->next_scope++;
@@ -24,21 +25,46 @@ void luaio__scope_push(task *t, scope *s) {
   t->scope = s;
 }
 
-/* Leave scope s.  Out of order (a scope inside it was never closed: a
-   timeout or task group that is not a <close> variable), s is unlinked
-   all the same, and then the mistake is raised. */
-void luaio__scope_pop(lua_State *L, task *t, scope *s) {
+/* Unlink s, active, from its task's stack of scopes. */
+static void unlink_scope(task *t, scope *s) {
   scope **p = &t->scope;
-  if (!s->active) return;
   while (*p != s && *p != NULL)
     p = &(*p)->parent;
   if (*p == s) *p = s->parent;
   s->active = 0;
   if (s->cancelled) t->ncancelled--;
-  if (p != &t->scope)
-    luaL_error(L, "scopes closed out of order: close a timeout, task group "
-                  "or shield before the scope around it (create each as a "
-                  "<close> variable)");
+}
+
+/* Let go of a scope that was never closed (its drop hook releases what
+   it holds); a scope that outlived its block must not cancel its task
+   later. */
+void luaio__scope_drop(lua_State *L, task *t, scope *s) {
+  if (!s->active) return;
+  unlink_scope(t, s);
+  if (s->drop != NULL) s->drop(L, s);
+}
+
+/* Leave scope s.  Out of order, the scopes inside it were never closed (a
+   timeout or a task group that is not a <close> variable): their block
+   is over, so they are dropped with s, and then the mistake is raised,
+   naming the innermost. */
+void luaio__scope_pop(lua_State *L, task *t, scope *s) {
+  if (!s->active) return;
+  if (t->scope == s) {
+    unlink_scope(t, s);
+    return;
+  }
+  luaL_checkstack(L, 4, NULL);
+  if (t->scope != NULL && t->scope->describe != NULL)
+    t->scope->describe(L, t->scope);
+  else
+    lua_pushliteral(L, "a timeout, task group or shield");
+  while (t->scope != s && t->scope != NULL && t->scope != &t->root)
+    luaio__scope_drop(L, t, t->scope);
+  unlink_scope(t, s);
+  luaL_error(L, "scopes closed out of order: %s was still open inside the "
+                "scope being closed (create each as a <close> variable)",
+             lua_tostring(L, -1));
 }
 
 scope *luaio__cancelled_scope(task *t) {
@@ -118,12 +144,8 @@ void luaio__scope_cancel(scope *s) {
 /* A task ended inside scopes it never closed (a timeout or group object
    that was not a <close> variable): let each let go of what it holds. */
 void luaio__scope_drop_all(lua_State *L, task *t) {
-  while (t->scope != &t->root && t->scope != NULL) {
-    scope *s = t->scope;
-    t->scope = s->parent;
-    s->active = 0;
-    if (s->drop != NULL) s->drop(L, s);
-  }
+  while (t->scope != &t->root && t->scope != NULL)
+    luaio__scope_drop(L, t, t->scope);
 }
 
 /* Ask a task to stop; 0 when it has already finished. */

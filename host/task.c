@@ -167,7 +167,7 @@ static int task_msgh(lua_State *L) {
 /* The report of the failed task at ud: the first task's report, then each
    task that re-raised the same error by awaiting it. */
 static void push_report(lua_State *L, int ud) {
-  int n = 0, i, top, e;
+  int n = 0, i, top, e, own;
   ud = lua_absindex(L, ud);
   top = lua_gettop(L);
   lua_pushvalue(L, ud);
@@ -203,8 +203,15 @@ static void push_report(lua_State *L, int ud) {
     e = lua_gettop(L);
     lua_getiuservalue(L, top + i, TUV_RESULT);
     luaio__push_errmsg(L, -1);
-    lua_remove(L, -2);
-    if (lua_getfield(L, e, "traceback") == LUA_TSTRING) {
+    /* luaio's own errors carry the better traceback: a TimeoutError's is
+       the wait its deadline interrupted */
+    own = luaio__is_error(L, -2, NULL);
+    if (!own || lua_getfield(L, -2, "traceback") != LUA_TSTRING) {
+      if (own) lua_pop(L, 1);
+      lua_getfield(L, e, "traceback");
+    }
+    lua_remove(L, -3);
+    if (lua_type(L, -1) == LUA_TSTRING) {
       lua_pushliteral(L, "\n");
       lua_insert(L, -2);
       lua_concat(L, 3);

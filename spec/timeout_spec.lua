@@ -216,6 +216,50 @@ describe("aio.timeout", function()
     end)
   end)
 
+  it("gives a TimeoutError the stack of the wait it interrupted and the "
+     .. "scope's creation site (issue 12, item 11)", function()
+    run(function()
+      local function wait_here() aio.sleep(10) end
+      local line = debug.getinfo(1, "l").currentline + 2
+      local ok, e = pcall(function()
+        local _ <close> = aio.timeout(0.001)
+        wait_here()
+      end)
+      assert.is_false(ok)
+      assert.is_true(aio.is_error(e, "TimeoutError"))
+      assert.matches("'wait_here'", e.traceback)
+      assert.matches("timeout scope created at [^\n]*timeout_spec.lua:"
+                     .. line, e.traceback)
+    end)
+  end)
+
+  it("made without <close> by a function that returned is dropped with a "
+     .. "warning when it expires, not left to cancel its task (issue 12, "
+     .. "item 11)", function()
+    run(function()
+      local function forgets() local _ = aio.timeout(0.001) end
+      local t = aio.spawn(function()
+        forgets()
+        aio.sleep(0.02)
+        return "not cancelled"
+      end)
+      assert.equal("not cancelled", t:await())
+    end)
+  end)
+
+  it("left open inside a scope that closes is dropped, and the error names "
+     .. "it (issue 12, item 11)", function()
+    run(function()
+      local ok, err = pcall(aio.shield, function()
+        local _ = aio.timeout(0.001)
+      end)
+      assert.is_false(ok)
+      assert.matches("the timeout scope created at [^ ]*timeout_spec.lua:%d+"
+                     .. " was still open", err)
+      aio.sleep(0.01) -- the dropped scope's deadline cancels nothing
+    end)
+  end)
+
   it("5,000 nested scopes do not overflow the C stack", function()
     -- Trio test_very_deep_cancel_scope_nesting
     run(function()
