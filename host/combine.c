@@ -339,11 +339,6 @@ static void settle_stack(lua_State *L) {
   lua_settop(L, 2);
 }
 
-/* The options table at idx (nil: none). */
-static void check_opts(lua_State *L, int idx) {
-  if (!lua_isnoneornil(L, idx)) luaL_checktype(L, idx, LUA_TTABLE);
-}
-
 /* opts.timeout in seconds, or -1 when absent. */
 static double opt_timeout(lua_State *L, int idx) {
   double s = -1;
@@ -404,7 +399,8 @@ static int aio_gather(lua_State *L) {
   task *self;
   combo *c;
   if (list) {
-    check_opts(L, 2);
+    static const char *const known[] = {"return_errors", NULL};
+    luaio__check_options(L, 2, known);
     if (lua_istable(L, 2)) {
       lua_getfield(L, 2, "return_errors");
       return_errors = lua_toboolean(L, -1);
@@ -503,6 +499,7 @@ static int k_wait(lua_State *L, int status, lua_KContext ctx) {
 /* aio.wait(tasks [, {timeout = s, return_when = "all" | "first" |
    "first_error"}]) -> done, pending */
 static int aio_wait(lua_State *L) {
+  static const char *const wait_options[] = {"timeout", "return_when", NULL};
   static const char *const whens[] = {"all", "first", "first_error", NULL};
   luaio *h = luaio__host(L);
   int list, when = W_ALL;
@@ -512,7 +509,7 @@ static int aio_wait(lua_State *L) {
   combo *c;
   luaL_argexpected(L, is_list(L, 1), 1, "array of tasks");
   n = check_args(L, h, 0, &list);
-  check_opts(L, 2);
+  luaio__check_options(L, 2, wait_options);
   s = opt_timeout(L, 2);
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "return_when");
@@ -588,6 +585,7 @@ static int as_completed_next(lua_State *L) {
 
 /* aio.as_completed(tasks [, {timeout = s}]) -> iterator */
 static int aio_as_completed(lua_State *L) {
+  static const char *const timeout_only[] = {"timeout", NULL};
   luaio *h = luaio__host(L);
   int list;
   size_t n;
@@ -595,7 +593,7 @@ static int aio_as_completed(lua_State *L) {
   combo *c;
   luaL_argexpected(L, is_list(L, 1), 1, "array of tasks");
   n = check_args(L, h, 1, &list);
-  check_opts(L, 2);
+  luaio__check_options(L, 2, timeout_only);
   s = opt_timeout(L, 2);
   if (n > 0 && h->current == NULL && !h->running)
     return luaL_error(L, "no running event loop: call as_completed from "

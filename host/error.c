@@ -217,6 +217,40 @@ const char *luaio__push_errmsg(lua_State *L, int idx) {
   return lua_tostring(L, -1);
 }
 
+/* Raise unless every key of the options table at idx is one of `known`
+   (NULL-terminated): a misspelt option is a mistake, not a default.
+   Nil or none is no options. */
+void luaio__check_options(lua_State *L, int idx, const char *const known[]) {
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int i = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (; known[i] != NULL; i++)
+        if (strcmp(known[i], lua_tostring(L, -1)) == 0) break;
+    if (lua_type(L, -1) != LUA_TSTRING || known[i] == NULL) {
+      const char *k = lua_type(L, -1) == LUA_TSTRING
+                          ? lua_tostring(L, -1)
+                          : luaL_typename(L, -1);
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
+    }
+  }
+}
+
+/* With a metatable at -2 and its methods at -1: the methods become its
+   __index, and package.loaded[name], where Lua's error messages look for
+   a function's name ("bad argument #1 to 'luaio.Queue.put'"). */
+void luaio__set_methods(lua_State *L, const char *name) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "__index");
+}
+
 /* aio.is_error(v [, type]) -> boolean */
 static int aio_is_error(lua_State *L) {
   lua_pushboolean(L, luaio__is_error(L, 1, luaL_optstring(L, 2, NULL)));

@@ -194,6 +194,6 @@ void luaio__future_open(lua_State *L) {
   lua_pushcfunction(L, future_tostring);
   lua_setfield(L, -2, "__tostring");
   luaL_newlib(L, future_methods);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.Future");
   lua_pop(L, 1);
 }

@@ -311,7 +311,7 @@ static void close_handles(luaio *h) {
    of its own, so the struct stays for closures that still point at it
    (they raise "luaio host is closed") and goes with the state. */
 static void detach(luaio *h, lua_State *L) {
-  int i, mine = 0;
+  int mine = 0;
   luaio__coro_close(L, h);
   luaio__exit_close(L, h);
   lua_pushnil(L);
@@ -326,12 +326,18 @@ static void detach(luaio *h, lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  if (mine) {
+  if (mine) { /* luaio, its Lua modules and its named tables */
     lua_pushnil(L);
     lua_setfield(L, -2, "luaio");
-    for (i = 0; luaio__lua_files[i].name != NULL; i++) {
-      lua_pushnil(L);
-      lua_setfield(L, -2, luaio__lua_files[i].name);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING &&
+          strncmp(lua_tostring(L, -1), "luaio.", 6) == 0) {
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+      }
     }
   }
   lua_pop(L, 1);

@@ -255,6 +255,8 @@ void luaio__traceback_of(lua_State *L, lua_State *L1, const char *msg,
                          int level);
 int luaio__error_raise(lua_State *L, const char *type, const char *fmt, ...);
 int luaio__is_error(lua_State *L, int idx, const char *type);
+void luaio__check_options(lua_State *L, int idx, const char *const known[]);
+void luaio__set_methods(lua_State *L, const char *name);
 const char *luaio__push_errmsg(lua_State *L, int idx);
 void luaio__cancelled_push(lua_State *L, scope *s);
 uint64_t luaio__cancelled_scope_id(lua_State *L, int idx);

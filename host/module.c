@@ -178,6 +178,24 @@ static int lazy_index(lua_State *L) {
   return 0;
 }
 
+/* Each table of functions in the module on top of L (aio.fs, aio.json…)
+   goes in package.loaded as luaio.<name>, where Lua's error messages
+   look for a function's name ("bad argument #1 to 'luaio.fs.read_file'"). */
+static void name_subtables(lua_State *L) {
+  int mod = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, mod)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushfstring(L, "luaio.%s", lua_tostring(L, -2));
+      lua_insert(L, -2);
+      lua_settable(L, mod + 1);
+    } else
+      lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 int luaopen_luaio(lua_State *L) {
   luaio *h = luaio__open_host(L);
   int i;
@@ -188,6 +206,7 @@ int luaopen_luaio(lua_State *L) {
   }
   for (i = 0; openers[i] != NULL; i++)
     openers[i](L, h);
+  name_subtables(L);
   lua_pushliteral(L, LUAIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
   luaio__preload_open(L);

@@ -512,7 +512,7 @@ static void push_metatable(lua_State *L) {
   lua_createtable(L, 0, 4);
   lua_createtable(L, 0, 12);
   luaL_setfuncs(L, queue_methods, 0);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.Queue");
   lua_pushcfunction(L, queue_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "luaio.Queue");

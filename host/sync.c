@@ -74,7 +74,7 @@ static void *new_object(lua_State *L, size_t size, int nuv, const char *name,
     luaL_setfuncs(L, meta, 0);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
+    luaio__set_methods(L, name);
   }
   lua_setmetatable(L, -2);
   return p;

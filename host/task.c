@@ -803,7 +803,7 @@ static const luaL_Reg task_methods[] = {
 void luaio__tasks_open(lua_State *L, luaio *h) {
   lua_createtable(L, 0, 4);
   luaL_newlib(L, task_methods);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.Task");
   lua_pushcfunction(L, task_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "luaio.Task");

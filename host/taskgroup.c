@@ -309,7 +309,7 @@ void luaio__taskgroup_open(lua_State *L) {
   luaL_newmetatable(L, "luaio.TaskGroup");
   luaL_setfuncs(L, group_meta, 0);
   luaL_newlib(L, group_methods);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.TaskGroup");
   lua_pop(L, 1);
 }
 

@@ -251,7 +251,7 @@ void luaio__timeout_open(lua_State *L) {
   luaL_newmetatable(L, "luaio.Timeout");
   luaL_setfuncs(L, timeout_meta, 0);
   luaL_newlib(L, timeout_methods);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.Timeout");
   lua_pop(L, 1);
 }
 

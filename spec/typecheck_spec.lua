@@ -59,3 +59,55 @@ describe("type checks", function()
     end)
   end)
 end)
+
+-- Issue 12, item 13: errors name what went wrong.
+describe("error messages", function()
+  it("name the function, also when it is called through pcall", function()
+    run(function()
+      local q = aio.queue()
+      local cases = {
+        {aio.fs.read_file, {}, "'luaio.fs.read_file'"},
+        {q.put, {q}, "'luaio.Queue.put'"},
+        {aio.lock().acquire, {}, "'luaio.Lock.acquire'"},
+        {aio.sleep, {"x"}, "'luaio.sleep'"},
+      }
+      for _, c in ipairs(cases) do
+        local ok, err = pcall(c[1], table.unpack(c[2]))
+        assert.is_false(ok)
+        assert.truthy(err:find(c[3], 1, true), err)
+      end
+    end)
+  end)
+
+  it("name an unknown option key", function()
+    run(function()
+      local fns = {function() end}
+      for _, c in ipairs {
+        {aio.gather, {fns, {timeout = 0.1}}, "timeout"},
+        {aio.gather, {fns, {return_error = true}}, "return_error"},
+        {aio.wait, {{}, {timout = 1}}, "timout"},
+        {aio.as_completed, {{}, {return_when = "all"}}, "return_when"},
+      } do
+        local ok, err = pcall(c[1], table.unpack(c[2]))
+        assert.is_false(ok)
+        assert.truthy(err:find("unknown option '" .. c[3] .. "'", 1, true),
+                      err)
+      end
+    end)
+  end)
+
+  it("show a table raised as an error by its type and message fields",
+     function()
+    run(function()
+      local t = aio.spawn(function()
+        error({type = "ValidationError", message = "bad input"})
+      end)
+      assert.is_false(pcall(t.await, t))
+      assert.matches("^ValidationError: bad input %(error object is a "
+                     .. "table value%)", t:traceback())
+      local u = aio.spawn(function() error({}) end)
+      assert.is_false(pcall(u.await, u))
+      assert.matches("^%(error object is a table value%)", u:traceback())
+    end)
+  end)
+end)
