@@ -10,9 +10,9 @@
 **
 ** A thread suspended inside a luaio wait keeps the marker on top of its
 ** stack (a nested coroutine: the task's userdata under it), so resuming or
-** closing it from elsewhere is refused at once.  The task records the
-** coroutine its resume runs (t->nested) and whether every resumer on the
-** way can yield: a wait anywhere else is refused before it begins
+** closing it from elsewhere is refused at once.  The host records the
+** coroutine its resume runs in the running task (h->nested) and whether
+** every resumer on the way can yield: a wait anywhere else is refused before it begins
 ** (wait.c), so no wait is ever left half-done.  luaio__coro_close puts
 ** the standard functions back.
 */
@@ -69,15 +69,15 @@ static int auxresume(lua_State *L, luaio *h, lua_State *co, int narg) {
   }
   lua_xmove(L, co, narg);
   if (t != NULL) {
-    prev = t->nested;
-    prev_ok = t->nested_ok;
-    t->nested_ok = (L == t->co || (L == prev && prev_ok)) && lua_isyieldable(L);
-    t->nested = co;
+    prev = h->nested;
+    prev_ok = h->nested_ok;
+    h->nested_ok = (L == t->co || (L == prev && prev_ok)) && lua_isyieldable(L);
+    h->nested = co;
   }
   status = lua_resume(co, L, narg, &nres);
   if (t != NULL) {
-    t->nested = prev;
-    t->nested_ok = (unsigned char)prev_ok;
+    h->nested = prev;
+    h->nested_ok = (unsigned char)prev_ok;
   }
   if (status == LUA_YIELD && nres == 1 &&
       lua_touserdata(co, -1) == &luaio__marker) {

@@ -155,10 +155,8 @@ void luaio__cancelled_push(lua_State *L, scope *s) {
   luaio__error_push(L, "CancelledError", "cancelled");
   lua_pushinteger(L, (lua_Integer)s->id);
   lua_setfield(L, -2, "scope");
-  if (s == &s->task->root && s->task->cancel_msg != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->task->cancel_msg);
+  if (s == &s->task->root && luaio__push_cancel_msg(L, s->task))
     lua_setfield(L, -2, "message");
-  }
 }
 
 /* The scope a CancelledError belongs to, 0 if idx is something else. */

@@ -87,15 +87,22 @@ typedef struct tnode {
 } tnode;
 
 /* A cancel scope: a task's root, a timeout, a group body or a shield. */
-typedef struct scope {
-  struct scope *parent;
-  struct task *task;
-  uint64_t id; /* CancelledError.scope */
-  unsigned char cancelled, shield, active;
+struct scope;
+
+/* What a scope does beyond cancelling; NULL for a task's root scope. */
+typedef struct scopeops {
   void (*drop)(lua_State *L, struct scope *s); /* left without closing */
   /* Optional: push what the scope is, for errors ("the timeout scope
      created at x.lua:3"). */
   void (*describe)(lua_State *L, struct scope *s);
+} scopeops;
+
+typedef struct scope {
+  struct scope *parent;
+  struct task *task;
+  const scopeops *ops;
+  uint64_t id; /* CancelledError.scope; a task's root: minus its number */
+  unsigned char cancelled, shield, active;
 } scope;
 
 enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
@@ -111,17 +118,14 @@ typedef struct task {
   int ref;       /* anchor in the host's live-task table */
   unsigned char state, end, retrieved, wake_err;
   unsigned char run_cancelled; /* starts even if cancelled before */
-  unsigned char escaped;   /* coroutine.running() gave co away: no pool */
-  unsigned char nested_ok; /* `nested` may suspend the task (coro.c) */
+  unsigned char escaped;       /* coroutine.running() gave co away: no pool */
+  unsigned char has_cancel_msg; /* t:cancel(msg): in the extra table */
   int nwake; /* values pushed on co for the next resume; before the task
                 starts, its arguments waiting in TUV_RESULT */
   int nres;  /* results kept in TUV_RESULT (>1: a table) */
-  int spawn_line;
-  int cancel_msg;      /* registry ref of t:cancel's message */
   unsigned ncancelled; /* cancelled scopes on the stack */
   unsigned run;        /* the aio.run it belongs to: 0 the outermost */
-  uint64_t id;
-  lua_State *nested; /* the coroutine luaio's resume runs in this task */
+  int spawn_line;      /* with the spawning function in TUV_EXTRA */
   /* the wait in progress */
   waiter w;
   const waitops *wops;
@@ -133,6 +137,9 @@ typedef struct task {
   waitlist awaiters; /* tasks in t:await() on this one */
   watch *watches;    /* C code told when this one finishes */
 } task;
+
+/* A task's number, as in its name "Task-3". */
+#define luaio__task_number(t) (-(lua_Integer)(t)->root.id)
 
 #define container_of(p, type, field)                                           \
   ((type *)((char *)(p)-offsetof(type, field)))
@@ -147,6 +154,8 @@ struct luaio {
   volatile unsigned char drain_stop; /* poll now: a signal came (main.c) */
   unsigned char free_pending; /* luaio_free called while running */
   unsigned char eager;
+  unsigned char nested_ok; /* `nested` may suspend the running task */
+  lua_State *nested; /* the coroutine luaio's resume runs in the task */
   int eager_depth;
   uv_check_t check; /* drains the ready queue */
   uv_idle_t idle;   /* keeps poll from blocking while tasks are ready */
@@ -238,6 +247,7 @@ void luaio__scope_drop_all(lua_State *L, task *t);
 scope *luaio__cancelled_scope(task *t); /* NULL if none takes effect */
 int luaio__task_cancel(task *t);
 void luaio__task_cancel_msg(lua_State *L, task *t, const char *msg);
+int luaio__push_cancel_msg(lua_State *L, task *t);
 int luaio__shield_fn(lua_State *L, luaio *h);
 void luaio__scope_open(lua_State *L);
 

@@ -92,7 +92,7 @@ static void on_signal_c(int signo) {
   sig_pending = 1;
   a->h->drain_stop = 1;
   if ((t = a->h->current) != NULL)
-    lua_sethook(t->nested != NULL ? t->nested : t->co, on_hook,
+    lua_sethook(a->h->nested != NULL ? a->h->nested : t->co, on_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 

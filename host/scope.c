@@ -14,8 +14,7 @@
 static const char scopekey = 's';
 
 void luaio__scope_push(task *t, scope *s) {
-  s->drop = NULL;
-  s->describe = NULL;
+  s->ops = NULL;
   s->parent = t->scope;
   s->task = t;
   s->id = t->h->next_scope++;
@@ -41,7 +40,7 @@ static void unlink_scope(task *t, scope *s) {
 void luaio__scope_drop(lua_State *L, task *t, scope *s) {
   if (!s->active) return;
   unlink_scope(t, s);
-  if (s->drop != NULL) s->drop(L, s);
+  if (s->ops != NULL && s->ops->drop != NULL) s->ops->drop(L, s);
 }
 
 /* Leave scope s.  Out of order, the scopes inside it were never closed (a
@@ -55,8 +54,9 @@ void luaio__scope_pop(lua_State *L, task *t, scope *s) {
     return;
   }
   luaL_checkstack(L, 4, NULL);
-  if (t->scope != NULL && t->scope->describe != NULL)
-    t->scope->describe(L, t->scope);
+  if (t->scope != NULL && t->scope->ops != NULL &&
+      t->scope->ops->describe != NULL)
+    t->scope->ops->describe(L, t->scope);
   else
     lua_pushliteral(L, "a timeout, task group or shield");
   while (t->scope != s && t->scope != NULL && t->scope != &t->root)
@@ -180,6 +180,13 @@ static void shield_drop(lua_State *L, scope *s) {
   sh->ref = LUA_NOREF;
 }
 
+static void shield_describe(lua_State *L, scope *s) {
+  (void)s;
+  lua_pushliteral(L, "an aio.shield");
+}
+
+static const scopeops shield_ops = {shield_drop, shield_describe};
+
 static int k_shield(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
@@ -206,7 +213,7 @@ int luaio__shield_fn(lua_State *L, luaio *h) {
   sh->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaio__scope_push(t, &sh->s);
   sh->s.shield = 1;
-  sh->s.drop = shield_drop;
+  sh->s.ops = &shield_ops;
   lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, k_shield);
   return k_shield(L, LUA_OK, 0);
 }

@@ -66,8 +66,9 @@ void luaio__pushtask(lua_State *L, task *t) {
   lua_remove(L, -2);
 }
 
-/* The table of rarely used fields of the task at idx, made on demand; until
-   then the slot holds only the function that spawned the task. */
+/* The table of rarely used fields of the task at idx (its name, done
+   callbacks, failure, cancel message), made on demand; until then the
+   slot holds only the function that spawned the task. */
 static void push_extra(lua_State *L, int idx) {
   int type;
   idx = lua_absindex(L, idx);
@@ -94,21 +95,27 @@ static void push_name(lua_State *L, task *t, int idx) {
     return;
   }
   lua_settop(L, top);
-  lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  lua_pushfstring(L, "Task-%I", luaio__task_number(t));
 }
 
-/* "task 'Task-3' (spawned at script.lua:12)" for the task at idx. */
+/* "task 'Task-3' (spawned at script.lua:12)" for the task at idx; C code
+   that spawns a task may name the site itself (extra.site: a server names
+   its start_server call). */
 static void push_where(lua_State *L, task *t, int idx) {
   lua_Debug ar;
   idx = lua_absindex(L, idx);
   lua_pushliteral(L, "task '");
   push_name(L, t, idx);
   push_extra(L, idx);
-  if (lua_getfield(L, -1, "spawner") == LUA_TFUNCTION) {
+  if (lua_getfield(L, -1, "site") == LUA_TSTRING) {
+    lua_pushfstring(L, "' (%s)", lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if (lua_getfield(L, -2, "spawner") == LUA_TFUNCTION) {
     lua_getinfo(L, ">S", &ar);
     lua_pushfstring(L, "' (spawned at %s:%d)", ar.short_src, t->spawn_line);
+    lua_remove(L, -2);
   } else {
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     lua_pushliteral(L, "'");
   }
   lua_remove(L, -2);
@@ -257,11 +264,9 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   memset(t, 0, sizeof *t);
   t->magic = &luaio__task_magic;
   t->h = h;
-  t->id = h->next_id++;
-  t->cancel_msg = LUA_NOREF;
   if (h->current != NULL) t->run = h->current->run;
   t->root.task = t;
-  t->root.id = h->next_scope++;
+  t->root.id = (uint64_t) - (int64_t)h->next_id++; /* apart from scopes' */
   t->root.active = 1;
   t->scope = &t->root;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->task_mt_ref);
@@ -412,10 +417,6 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
   h->ntasks--;
   unanchor(L, h, t->ref);
   t->ref = 0;
-  if (t->cancel_msg != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg);
-    t->cancel_msg = LUA_NOREF;
-  }
   if (t->end == END_ERROR) {
     /* Reported when collected or at the end of the run unless retrieved.
        A new sentinel object carries the finalizer: giving the old task
@@ -487,7 +488,8 @@ static int start(luaio *h, task *t) {
 
 /* Resume a ready task with what it was woken with, from the scheduler. */
 void luaio__resume(luaio *h, task *t) {
-  lua_State *co;
+  lua_State *co, *pnested;
+  unsigned char pnested_ok;
   task *prev = h->current;
   int nargs, nres, status, ud = 0;
   if (t->state == T_NEW) { /* the task stays at ud while it first runs */
@@ -510,7 +512,12 @@ void luaio__resume(luaio *h, task *t) {
   t->state = T_RUNNING;
   t->wops = NULL;
   h->current = t;
+  pnested = h->nested; /* an eager start inside another task's coroutine */
+  pnested_ok = h->nested_ok;
+  h->nested = NULL;
   status = lua_resume(co, h->L, nargs, &nres);
+  h->nested = pnested;
+  h->nested_ok = pnested_ok;
   h->current = prev;
   if (status == LUA_YIELD && nres == 1 &&
       lua_touserdata(co, -1) == &luaio__marker) {
@@ -611,11 +618,26 @@ static int task_await(lua_State *L) { return luaio__await(L, 0); }
 
 /* Cancel t; its CancelledError says msg. */
 void luaio__task_cancel_msg(lua_State *L, task *t, const char *msg) {
-  if (t->state != T_DONE && t->cancel_msg == LUA_NOREF) {
+  if (t->state != T_DONE && !t->has_cancel_msg && lua_checkstack(L, 4)) {
+    luaio__pushtask(L, t);
+    push_extra(L, -1);
     lua_pushstring(L, msg);
-    t->cancel_msg = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "cancel_msg");
+    lua_pop(L, 2);
+    t->has_cancel_msg = 1;
   }
   luaio__task_cancel(t);
+}
+
+/* Push the message t:cancel(msg) gave, if any; 1 if it did. */
+int luaio__push_cancel_msg(lua_State *L, task *t) {
+  if (!t->has_cancel_msg || t->ref == 0) return 0;
+  luaio__pushtask(L, t);
+  push_extra(L, -1);
+  lua_getfield(L, -1, "cancel_msg");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return 1;
 }
 
 /* t:cancel([msg]) -> boolean: false if the task is already done */
@@ -718,7 +740,7 @@ static int task_tostring(lua_State *L) {
   if (t->end == END_CANCELLED) st = "cancelled";
   if (t->end == END_ERROR) st = "failed";
   push_name(L, t, 1);
-  lua_pushfstring(L, "<task %I \"%s\" %s", (lua_Integer)t->id,
+  lua_pushfstring(L, "<task %I \"%s\" %s", luaio__task_number(t),
                   lua_tostring(L, -1), st);
   if (t->state == T_WAITING && t->wops != NULL)
     lua_pushfstring(L, " in %s>", t->wops->what);

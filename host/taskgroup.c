@@ -246,6 +246,13 @@ static void drop(lua_State *L, scope *s) {
   if (g->nlive == 0) unanchor(L, g);
 }
 
+static void describe(lua_State *L, scope *s) {
+  (void)s;
+  lua_pushliteral(L, "a task group");
+}
+
+static const scopeops group_scope_ops = {drop, describe};
+
 static int new_group(lua_State *L) {
   luaio *h = luaio__host(L);
   group *g;
@@ -264,7 +271,7 @@ static int new_group(lua_State *L) {
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_ERRORS);
   luaio__scope_push(g->owner, &g->body);
-  g->body.drop = drop;
+  g->body.ops = &group_scope_ops;
   lua_pushvalue(L, -1);
   g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;

@@ -118,6 +118,8 @@ static void drop(lua_State *L, scope *s) {
   release(L, container_of(s, timeout, s));
 }
 
+static const scopeops timeout_scope_ops = {drop, describe};
+
 /* Set the deadline: `when` in seconds of aio.time(), or nil for never. */
 static void schedule(lua_State *L, timeout *to, int idx, int relative) {
   uint64_t now = luaio__now(), due;
@@ -157,8 +159,7 @@ static int new_timeout(lua_State *L, int relative) {
     lua_setiuservalue(L, -2, UV_MAKER);
   }
   luaio__scope_push(h->current, &to->s);
-  to->s.drop = drop;
-  to->s.describe = describe;
+  to->s.ops = &timeout_scope_ops;
   lua_pushvalue(L, -1);
   to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   schedule(L, to, 1, relative);

@@ -45,14 +45,14 @@ task *luaio__list_pop(waitlist *l) {
 
 /* Raise unless L may suspend task t: L is the task's own thread, or the
    coroutine that luaio's coroutine.resume runs in it with every resumer
-   on the way able to yield (coro.c keeps t->nested), and L can yield. */
+   on the way able to yield (coro.c keeps h->nested), and L can yield. */
 void luaio__check_suspend(lua_State *L, task *t) {
   if (L != t->co) {
-    if (L != t->nested)
+    if (L != t->h->nested)
       luaL_error(L, "cannot wait in a coroutine resumed by a "
                     "coroutine.resume that luaio did not replace (one saved "
                     "before require \"luaio\"?)");
-    if (!t->nested_ok)
+    if (!t->h->nested_ok)
       luaL_error(L, "cannot wait inside a coroutine whose resumer cannot "
                     "yield (a table.sort comparator, a string.gsub callback, "
                     "a __gc metamethod or another C function)");
