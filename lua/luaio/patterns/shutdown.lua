@@ -167,6 +167,10 @@ end
 -- sd:wait() -> status, reason: waits until a shutdown has been carried out
 function Shutdown:wait()
   checkself(self, "shutdown:wait")
+  local current = aio.current_task()
+  if current and self.work[current] then
+    error(invalid("shutdown:wait() in tracked work would wait for itself"), 2)
+  end
   self.done:wait()
   return self._status, self._reason
 end
