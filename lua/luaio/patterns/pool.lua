@@ -306,7 +306,9 @@ function Lease:discard()
   if getmetatable(self) ~= lease_mt then
     check.argerror("lease:discard", 1, "luaio.Lease expected")
   end
-  if self.hold == nil then error("attempt to use a closed lease", 2) end
+  if self.hold == nil then
+    error(aio.error("InvalidStateError", "lease is closed"), 0)
+  end
   self.discarded = true
 end
 
