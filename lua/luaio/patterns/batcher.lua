@@ -63,6 +63,7 @@ end
 function Batcher:add(item)
   checkself(self, "batcher:add")
   if self.closed then error(closed_error(), 0) end
+  if aio.current_task() == nil then error("no running event loop", 2) end
   local b = self.cur
   if b == nil then
     b = {entries = {}, live = 0, full = aio.event(), done = aio.event()}

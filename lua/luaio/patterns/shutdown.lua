@@ -148,6 +148,9 @@ end
 -- sd:track(task) -> task: the task is work the shutdown waits for
 function Shutdown:track(t)
   checkself(self, "shutdown:track")
+  if type(t) ~= "userdata" or not pcall(t.done, t) then
+    check.argerror("shutdown:track", 2, "task expected")
+  end
   if self._status ~= nil then error(invalid("shutdown is over"), 2) end
   if self.work[t] or t:done() then return t end
   self.work[t] = true
@@ -242,6 +245,7 @@ end
 -- shutdown{signals = {"SIGINT", "SIGTERM"}, grace = 10, on_error = fn}
 function M.shutdown(opts)
   opts = check.options(FN, 1, opts, KNOWN)
+  if aio.current_task() == nil then error("no running event loop", 2) end
   local signals = opts.signals or {"SIGINT", "SIGTERM"}
   if type(signals) ~= "table" then
     check.argerror(FN, 1, "option 'signals' must be an array of names")

@@ -100,6 +100,7 @@ function Cache:get_or_load(key, loader)
     if e.err ~= nil then error(e.err, 0) end
     return e.value
   end
+  if aio.current_task() == nil then error("no running event loop", 2) end
   local ld = self.loading[key]
   if ld == nil then
     ld = {waiting = 0}
