@@ -4,6 +4,8 @@ local aio = require "luaio"
 local P = require "luaio.patterns"
 local S = require "support"
 local run, assert_cancelled = S.run, S.assert_cancelled
+local until_, named = S.wait_until, S.named_tasks
+local assert_raises = S.assert_raises
 
 -- A factory of numbered resources that counts what it made and destroyed;
 -- opts.create_wait makes create wait on an event, opts.fail_create fails.
@@ -35,27 +37,6 @@ local function new_pool(f, extra)
   local o = {create = f.create, destroy = f.destroy, max = 2}
   for k, v in pairs(extra or {}) do o[k] = v end
   return P.pool(o)
-end
-
--- The number of tasks named name that are not done.
-local function named(name)
-  local n = 0
-  for _, t in ipairs(aio.all_tasks()) do
-    if t:name() == name then n = n + 1 end
-  end
-  return n
-end
-
--- Wait until pred() holds (each turn lets the other tasks run).
-local function until_(pred)
-  while not pred() do aio.sleep(0) end
-end
-
-local function assert_raises(type, fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.is_true(aio.is_error(e, type), tostring(e))
-  return e
 end
 
 describe("pool", function()

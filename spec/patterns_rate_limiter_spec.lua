@@ -6,10 +6,7 @@ local aio = require "luaio"
 local P = require "luaio.patterns"
 local S = require "support"
 local run, assert_cancelled = S.run, S.assert_cancelled
-
-local function until_(pred)
-  while not pred() do aio.sleep(0) end
-end
+local until_ = S.wait_until
 
 -- The tasks not done now, as a set.
 local function task_set()

@@ -6,20 +6,10 @@ local aio = require "luaio"
 local P = require "luaio.patterns"
 local S = require "support"
 local run, assert_cancelled = S.run, S.assert_cancelled
-
-local function getpid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  return math.tointeger(pid)
-end
+local until_ = S.wait_until
 
 local function kill(sig)
-  assert(os.execute(("kill -%s %d"):format(sig, getpid())))
-end
-
-local function until_(pred)
-  while not pred() do aio.sleep(0) end
+  assert(os.execute(("kill -%s %d"):format(sig, aio.getpid())))
 end
 
 local function quiet() end -- on_error that keeps the output clean

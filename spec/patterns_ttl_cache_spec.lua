@@ -4,18 +4,7 @@ local aio = require "luaio"
 local P = require "luaio.patterns"
 local S = require "support"
 local run, assert_cancelled = S.run, S.assert_cancelled
-
-local function until_(pred)
-  while not pred() do aio.sleep(0) end
-end
-
-local function named(name)
-  local n = 0
-  for _, t in ipairs(aio.all_tasks()) do
-    if t:name() == name then n = n + 1 end
-  end
-  return n
-end
+local until_, named = S.wait_until, S.named_tasks
 
 -- A clock that moves only when told.
 local function manual_clock()

@@ -53,15 +53,9 @@ local function batch_ended(self, b, t)
   b.done:set()
 end
 
-local function checkself(self, fname)
-  if getmetatable(self) ~= mt then
-    check.argerror(fname, 1, "luaio.Batcher expected", 1)
-  end
-end
-
 -- b:add(item) -> flush's results | raises flush's error
 function Batcher:add(item)
-  checkself(self, "batcher:add")
+  check.self("batcher:add", self, mt)
   if self.closed then error(closed_error(), 0) end
   if aio.current_task() == nil then error("no running event loop", 2) end
   local b = self.cur
@@ -99,7 +93,7 @@ end
 
 -- b:pending() -> the number of items not yet handed to flush
 function Batcher:pending()
-  checkself(self, "batcher:pending")
+  check.self("batcher:pending", self, mt)
   local n = 0
   for b in pairs(self.batches) do
     if not b.started then n = n + b.live end
@@ -111,7 +105,7 @@ end
 -- adds raise.  Closing again is harmless.  A caller cancelled while it
 -- waits cancels the flushes and waits for them to end.
 function Batcher:close()
-  checkself(self, "batcher:close")
+  check.self("batcher:close", self, mt)
   self.closed = true
   if self.cur then
     self.cur.full:set()
@@ -141,10 +135,7 @@ function mt.__close(self) self:close() end
 
 -- batcher{flush = fn [, max_items = 100, max_delay = 0.1, concurrency = 1]}
 function M.batcher(opts)
-  if type(opts) ~= "table" then
-    check.argerror(FN, 1, "table expected, got " .. type(opts))
-  end
-  check.options(FN, 1, opts, KNOWN)
+  check.options(FN, 1, opts, KNOWN, true)
   if not check.callable(opts.flush) then
     check.argerror(FN, 1, "option 'flush' must be a function")
   end

@@ -7,8 +7,9 @@ local M = {}
 
 local LEVEL = 3 -- the check, the public function, its caller
 
-local function argerror(fname, i, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(i, fname, msg), LEVEL + 1)
+local function argerror(fname, i, msg, depth)
+  error(("bad argument #%d to '%s' (%s)"):format(i, fname, msg),
+        LEVEL + 1 + (depth or 0))
 end
 
 local function callable(v)
@@ -26,10 +27,19 @@ function M.func(fname, i, v)
   return v
 end
 
--- The options table at argument i (nil: none), checked against the set of
--- names known; returns it, or an empty table.
-function M.options(fname, i, opts, known)
-  if opts == nil then return {} end
+-- Argument 1 of a method: an object of metatable mt (whose __name says
+-- what); `depth` counts the helpers between the method and this call.
+function M.self(fname, v, mt, depth)
+  if getmetatable(v) ~= mt then
+    argerror(fname, 1, mt.__name .. " expected", depth)
+  end
+  return v
+end
+
+-- The options table at argument i (nil: none, unless `required`), checked
+-- against the set of names known; returns it, or an empty table.
+function M.options(fname, i, opts, known, required)
+  if opts == nil and not required then return {} end
   if type(opts) ~= "table" then
     argerror(fname, i, "table expected, got " .. type(opts))
   end

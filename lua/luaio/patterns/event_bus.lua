@@ -80,9 +80,7 @@ local function deliver(topic, value)
 end
 
 local function checkbus(self, fname)
-  if getmetatable(self) ~= bus_mt then
-    check.argerror(fname, 1, "luaio.EventBus expected", 1)
-  end
+  check.self(fname, self, bus_mt, 1)
   if self.closed then error(closed_error("event bus"), 3) end
 end
 
@@ -144,9 +142,7 @@ end
 -- then the end) and wakes waiting publishers with an error.  Harmless
 -- when closed.
 function Bus:close()
-  if getmetatable(self) ~= bus_mt then
-    check.argerror("event_bus:close", 1, "luaio.EventBus expected")
-  end
+  check.self("event_bus:close", self, bus_mt)
   if self.closed then return end
   self.closed = true
   local subs = {}
@@ -168,9 +164,7 @@ function bus_mt.__tostring(self)
 end
 
 local function checksub(self, fname)
-  if getmetatable(self) ~= sub_mt then
-    check.argerror(fname, 1, "luaio.Subscription expected", 1)
-  end
+  check.self(fname, self, sub_mt, 1)
   if self.closed then error(closed_error("subscription"), 3) end
 end
 
@@ -212,9 +206,7 @@ end
 -- sub:close(): unsubscribes and drops what is buffered; a reader waiting
 -- gets the end.  Closing again is harmless.
 function Sub:close()
-  if getmetatable(self) ~= sub_mt then
-    check.argerror("subscription:close", 1, "luaio.Subscription expected")
-  end
+  check.self("subscription:close", self, sub_mt)
   if self.closed then return end
   self.closed = true
   detach(self)

@@ -164,15 +164,9 @@ local function settle(self, hold, idle_for)
   end
 end
 
-local function checkpool(self, fname)
-  if getmetatable(self) ~= pool_mt then
-    check.argerror(fname, 1, "luaio.Pool expected", 1)
-  end
-end
-
 -- p:acquire() -> resource, lease
 function Pool:acquire()
-  checkpool(self, "pool:acquire")
+  check.self("pool:acquire", self, pool_mt)
   if self.closed then error(closed_error(), 0) end
   local task = aio.current_task()
   if task == nil then error("no running event loop", 2) end
@@ -248,7 +242,7 @@ end
 -- caller is cancelled) it cancels the tasks that hold them, waits for
 -- them, and returns false (or raises the cancellation).
 function Pool:close(timeout)
-  checkpool(self, "pool:close")
+  check.self("pool:close", self, pool_mt)
   timeout = check.arg_number("pool:close", 2, timeout, nil, 0)
   local task = aio.current_task()
   for hold in pairs(self.holders) do
@@ -288,7 +282,7 @@ end
 
 -- p:stats() -> {open, idle, borrowed, waiting, max}
 function Pool:stats()
-  checkpool(self, "pool:stats")
+  check.self("pool:stats", self, pool_mt)
   return {open = self.open, idle = #self.idle, borrowed = self.borrowed,
           waiting = self.waiters.n, max = self.max}
 end
@@ -303,9 +297,7 @@ function pool_mt.__close(self) self:close() end
 
 -- lease:discard(): its resource is destroyed, not returned, at close
 function Lease:discard()
-  if getmetatable(self) ~= lease_mt then
-    check.argerror("lease:discard", 1, "luaio.Lease expected")
-  end
+  check.self("lease:discard", self, lease_mt)
   if self.hold == nil then
     error(aio.error("InvalidStateError", "lease is closed"), 0)
   end
@@ -314,9 +306,7 @@ end
 
 -- lease:close(): gives the resource back now (closing again is harmless)
 function Lease:close()
-  if getmetatable(self) ~= lease_mt then
-    check.argerror("lease:close", 1, "luaio.Lease expected")
-  end
+  check.self("lease:close", self, lease_mt)
   lease_close(self)
 end
 
@@ -329,10 +319,7 @@ end
 
 -- pool{create = fn [, destroy, check, reset, max, idle_timeout, on_error]}
 function M.pool(opts)
-  if type(opts) ~= "table" then
-    check.argerror(FN, 1, "table expected, got " .. type(opts))
-  end
-  check.options(FN, 1, opts, KNOWN)
+  check.options(FN, 1, opts, KNOWN, true)
   local self = {
     create = opts.create,
     destroy = check.callback(FN, 1, opts, "destroy"),

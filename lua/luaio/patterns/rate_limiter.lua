@@ -20,12 +20,6 @@ local function refill(self)
   return self.tokens
 end
 
-local function checkself(self, fname)
-  if getmetatable(self) ~= mt then
-    check.argerror(fname, 1, "luaio.RateLimiter expected", 1)
-  end
-end
-
 local function checkburst(self, fname, n)
   if n > self.burst then
     check.argerror(fname, 2, ("%s tokens exceed the burst of %s")
@@ -36,7 +30,7 @@ end
 
 -- rl:acquire([n]) -> true: waits until n tokens are there, then takes them
 function methods:acquire(n)
-  checkself(self, "rate_limiter:acquire")
+  check.self("rate_limiter:acquire", self, mt)
   n = check.arg_number("rate_limiter:acquire", 2, n, 1, 0, true)
   checkburst(self, "rate_limiter:acquire", n)
   if not self.line:locked() and refill(self) >= n then
@@ -54,7 +48,7 @@ end
 -- rl:try_acquire([n]) -> boolean: takes n tokens if they are there and
 -- nobody waits ahead
 function methods:try_acquire(n)
-  checkself(self, "rate_limiter:try_acquire")
+  check.self("rate_limiter:try_acquire", self, mt)
   n = check.arg_number("rate_limiter:try_acquire", 2, n, 1, 0, true)
   checkburst(self, "rate_limiter:try_acquire", n)
   if self.line:locked() or refill(self) < n then return false end
@@ -64,7 +58,7 @@ end
 
 -- rl:available() -> the tokens there now
 function methods:available()
-  checkself(self, "rate_limiter:available")
+  check.self("rate_limiter:available", self, mt)
   return refill(self)
 end
 

@@ -28,9 +28,7 @@ mt.__close = close
 -- guard:close([err]): releases now, as the end of the block would (with
 -- err: as a failed block); closing again is harmless
 function Guard:close(err)
-  if getmetatable(self) ~= mt then
-    check.argerror("guard:close", 1, "luaio.Guard expected")
-  end
+  check.self("guard:close", self, mt)
   close(self, err)
 end
 

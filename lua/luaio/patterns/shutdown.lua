@@ -114,9 +114,7 @@ local function carry_out(self, name)
 end
 
 local function checkself(self, fname)
-  if getmetatable(self) ~= mt then
-    check.argerror(fname, 1, "luaio.Shutdown expected", 1)
-  end
+  check.self(fname, self, mt, 1)
   if self.closed then error(invalid("shutdown handler is closed"), 3) end
 end
 
@@ -214,9 +212,7 @@ end
 -- sd:close(): stops watching the signals, cancels the work left and the
 -- shutdown under way, and waits for them.  Closing again is harmless.
 function Shutdown:close()
-  if getmetatable(self) ~= mt then
-    check.argerror("shutdown:close", 1, "luaio.Shutdown expected")
-  end
+  check.self("shutdown:close", self, mt)
   if self.closed then return end
   self.closed = true
   for _, w in ipairs(self.watchers) do

@@ -77,12 +77,6 @@ local function load(self, key, loader, ld)
   return ok, v
 end
 
-local function checkself(self, fname)
-  if getmetatable(self) ~= mt then
-    check.argerror(fname, 1, "luaio.TTLCache expected", 1)
-  end
-end
-
 local function checkkey(fname, key)
   if key == nil or key ~= key then
     check.argerror(fname, 2, "key expected, got " .. tostring(key), 1)
@@ -92,7 +86,7 @@ end
 -- cache:get_or_load(key, loader) -> value | raises the loader's error
 function Cache:get_or_load(key, loader)
   local fname = "ttl_cache:get_or_load"
-  checkself(self, fname)
+  check.self(fname, self, mt)
   checkkey(fname, key)
   check.func(fname, 3, loader)
   local e = fresh(self, key)
@@ -124,7 +118,7 @@ end
 
 -- cache:get(key) -> value, true | nil, false
 function Cache:get(key)
-  checkself(self, "ttl_cache:get")
+  check.self("ttl_cache:get", self, mt)
   checkkey("ttl_cache:get", key)
   local e = fresh(self, key)
   if e == nil or e.err ~= nil then return nil, false end
@@ -134,7 +128,7 @@ end
 -- cache:set(key, value [, ttl]): stores value for ttl (the cache's by
 -- default); a load of key under way no longer stores its value
 function Cache:set(key, value, ttl)
-  checkself(self, "ttl_cache:set")
+  check.self("ttl_cache:set", self, mt)
   checkkey("ttl_cache:set", key)
   ttl = check.arg_number("ttl_cache:set", 4, ttl, self.ttl, 0, true)
   self.loading[key] = nil
@@ -144,7 +138,7 @@ end
 -- cache:invalidate(key) -> whether an entry was there; a load under way
 -- no longer stores its value
 function Cache:invalidate(key)
-  checkself(self, "ttl_cache:invalidate")
+  check.self("ttl_cache:invalidate", self, mt)
   checkkey("ttl_cache:invalidate", key)
   self.loading[key] = nil
   local e = self.map[key]
@@ -155,13 +149,13 @@ end
 
 -- cache:clear(): every entry goes; loads under way store nothing
 function Cache:clear()
-  checkself(self, "ttl_cache:clear")
+  check.self("ttl_cache:clear", self, mt)
   self.map, self.loading, self.head, self.tail, self.n = {}, {}, nil, nil, 0
 end
 
 -- cache:size() -> the number of entries not yet expired
 function Cache:size()
-  checkself(self, "ttl_cache:size")
+  check.self("ttl_cache:size", self, mt)
   local now, e = self.clock(), self.tail
   while e do
     local prev = e.prev
@@ -177,10 +171,7 @@ end
 
 -- ttl_cache{ttl = s [, max_entries = n, error_ttl = s, clock = fn]}
 function M.ttl_cache(opts)
-  if type(opts) ~= "table" then
-    check.argerror(FN, 1, "table expected, got " .. type(opts))
-  end
-  check.options(FN, 1, opts, KNOWN)
+  check.options(FN, 1, opts, KNOWN, true)
   local self = {
     ttl = check.number(FN, 1, opts, "ttl", nil, 0, true),
     max_entries = check.count(FN, 1, opts, "max_entries", math.huge, 1),
