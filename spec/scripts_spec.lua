@@ -202,6 +202,9 @@ describe("scripts", function()
   -- a script its signals, the command cancels its main task on them.
   -- Then this runs it under the interpreter of the spec, like the others.
   it("graceful_shutdown.lua: graceful, out of grace, forced", function()
+    if not require("support").stock_lua_loads() then
+      return pending("this build's module does not load in a stock lua5.4")
+    end
     local aio = require "luaio"
     local function shutdown(args, signals)
       local p = assert(aio.subprocess("lua5.4",

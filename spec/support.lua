@@ -25,6 +25,15 @@ function M.assert_cancelled(t)
   assert.is_true(t:cancelled())
 end
 
+-- Whether a stock lua5.4 loads this build's module (not in a sanitizer
+-- build: its module needs the sanitizer's runtime loaded first).
+function M.stock_lua_loads()
+  local p = io.popen(("LUA_CPATH='%s' lua5.4 -e 'require \"luaio\"' 2>&1")
+                     :format(package.cpath))
+  local out = p:read("a")
+  return p:close() and out == ""
+end
+
 -- Let the other tasks run until pred() holds.
 function M.wait_until(pred)
   while not pred() do aio.sleep(0) end
