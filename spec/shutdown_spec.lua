@@ -76,10 +76,10 @@ for _, interp in ipairs(interpreters) do
     goto next
   end
   describe("under " .. interp[1], function()
-    it("graceful_shutdown.lua finishes the request in flight on SIGTERM "
+    it("graceful_server.lua finishes the request in flight on SIGTERM "
        .. "and exits 0 (issue 12, items 1-2)", function()
       S.run(function()
-        local p = start(interp, {"scripts/graceful_shutdown.lua"})
+        local p = start(interp, {"scripts/graceful_server.lua"})
         local line = expect(p, "^listening %d+$")
         local port = tonumber(line:match("%d+"))
         local c = assert(aio.open_connection("127.0.0.1", port))

@@ -25,4 +25,35 @@ function M.assert_cancelled(t)
   assert.is_true(t:cancelled())
 end
 
+-- Whether a stock lua5.4 loads this build's module (not in a sanitizer
+-- build: its module needs the sanitizer's runtime loaded first).
+function M.stock_lua_loads()
+  local p = io.popen(("LUA_CPATH='%s' lua5.4 -e 'require \"luaio\"' 2>&1")
+                     :format(package.cpath))
+  local out = p:read("a")
+  return p:close() and out == ""
+end
+
+-- Let the other tasks run until pred() holds.
+function M.wait_until(pred)
+  while not pred() do aio.sleep(0) end
+end
+
+-- The number of tasks named name that are not done.
+function M.named_tasks(name)
+  local n = 0
+  for _, t in ipairs(aio.all_tasks()) do
+    if t:name() == name then n = n + 1 end
+  end
+  return n
+end
+
+-- Call fn(...), which must raise a luaio error of that type; return it.
+function M.assert_raises(type, fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert.is_false(ok)
+  assert.is_true(aio.is_error(e, type), tostring(e))
+  return e
+end
+
 return M
