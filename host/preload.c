@@ -4,7 +4,8 @@
 ** for each in package.preload, so `require "luaio.patterns"` needs no Lua
 ** path; each also has its own luaopen_ function, which stock Lua's
 ** all-in-one C loader finds in luaio.so when the submodule is required
-** before luaio itself.
+** before luaio itself.  The bindings' C modules (luaio._x, the C half of
+** a library whose policy is Lua) go in package.preload the same way.
 */
 
 #include <string.h>
@@ -37,6 +38,10 @@ void luaio__preload_open(lua_State *L) {
     lua_pushinteger(L, i);
     lua_pushcclosure(L, load, 1);
     lua_setfield(L, -2, luaio__lua_files[i].name);
+  }
+  for (i = 0; luaio__c_modules[i].name != NULL; i++) {
+    lua_pushcfunction(L, luaio__c_modules[i].func);
+    lua_setfield(L, -2, luaio__c_modules[i].name);
   }
   lua_pop(L, 1);
 }

@@ -72,3 +72,12 @@ if(VALGRIND)
     PASS_REGULAR_EXPRESSION "${connections_ok}"
     FAIL_REGULAR_EXPRESSION "ERROR SUMMARY: [1-9]|definitely lost: [1-9]")
 endif()
+
+# The libraries' own tests and fixtures (servers started for the specs):
+# spec/<name>.cmake, one per library.
+file(GLOB LUAIO_SPEC_CMAKE CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*.cmake)
+list(REMOVE_ITEM LUAIO_SPEC_CMAKE ${CMAKE_SOURCE_DIR}/spec/tests.cmake)
+list(SORT LUAIO_SPEC_CMAKE)
+foreach(f ${LUAIO_SPEC_CMAKE})
+  include(${f})
+endforeach()
