@@ -33,6 +33,8 @@ struct process {
 
 enum { IO_INHERIT, IO_PIPE, IO_NULL };
 
+#define MAX_ARGS 100000 /* arguments of one command */
+
 static const struct {
   const char *name;
   int signo;
@@ -87,14 +89,19 @@ static int io_mode(lua_State *L, int opts, const char *field, int def) {
 }
 
 /* Push the strings of argv (cmd at 1, args at 2) and return the array,
-   anchored by a userdata on the stack. */
+   anchored by a userdata on the stack.  The length is the table's raw
+   one: a __len cannot size the array. */
 static char **make_argv(lua_State *L) {
-  int n = lua_istable(L, 2) ? (int)luaL_len(L, 2) : 0, i;
-  char **argv = lua_newuserdatauv(L, (size_t)(n + 2) * sizeof *argv, 0);
+  size_t len = lua_istable(L, 2) ? lua_rawlen(L, 2) : 0;
+  char **argv;
+  int n, i;
+  luaL_argcheck(L, len <= MAX_ARGS, 2, "too many arguments");
+  n = (int)len;
   luaL_checkstack(L, n + 4, "too many arguments");
+  argv = lua_newuserdatauv(L, (size_t)(n + 2) * sizeof *argv, 0);
   argv[0] = (char *)lua_tostring(L, 1);
   for (i = 1; i <= n; i++) {
-    lua_geti(L, 2, i);
+    lua_rawgeti(L, 2, i);
     argv[i] = (char *)luaL_tolstring(L, -1, NULL);
     lua_remove(L, -2);
   }

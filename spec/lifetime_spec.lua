@@ -261,3 +261,17 @@ describe("a semaphore", function()
     assert.equal(math.maxinteger, s:value())
   end)
 end)
+
+describe("aio.subprocess's args", function()
+  it("are counted by their raw length, whatever __len says (item 6)",
+     function()
+    run(function()
+      for _, len in ipairs({-2, -1, -5, math.maxinteger, 2 ^ 32 + 1}) do
+        local args = setmetatable({"-c", "exit 3"},
+                                  {__len = function() return len end})
+        local p = assert(aio.subprocess("sh", args))
+        assert.equal(3, p:wait().status)
+      end
+    end)
+  end)
+end)
