@@ -849,18 +849,22 @@ static const luaL_Reg fs_funcs[] = {{"read_file", fs_read_file},
                                     {NULL, NULL}};
 
 static const luaL_Reg file_methods[] = {
-    {"read", file_read},   {"write", file_write},
-    {"seek", file_seek},   {"lines", file_lines},
-    {"close", file_close}, {"__close", file_toclose},
-    {"__gc", file_gc},     {"__tostring", file_tostring},
-    {NULL, NULL}};
+    {"read", file_read}, {"write", file_write}, {"seek", file_seek},
+    {"lines", file_lines}, {"close", file_close}, {NULL, NULL}};
+
+static const luaL_Reg file_meta[] = {{"__close", file_toclose},
+                                     {"__gc", file_gc},
+                                     {"__tostring", file_tostring},
+                                     {NULL, NULL}};
 
 void luaio__fs_open(lua_State *L, luaio *h) {
   luaL_newmetatable(L, "luaio.File");
   lua_pushlightuserdata(L, h);
+  luaL_setfuncs(L, file_meta, 1);
+  lua_createtable(L, 0, 5);
+  lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, file_methods, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.File");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &filekey);
   lua_createtable(L, 0, 8);
   lua_pushlightuserdata(L, h);

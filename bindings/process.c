@@ -221,6 +221,7 @@ static int aio_subprocess(lua_State *L) {
 
 static process *checkproc(lua_State *L) {
   procud *ud = luaL_checkudata(L, 1, "luaio.Process");
+  if (ud->p == NULL) luaL_error(L, "attempt to use a closed process");
   return ud->p;
 }
 
@@ -323,8 +324,10 @@ static int process_gc(lua_State *L) {
 }
 
 static int process_tostring(lua_State *L) {
-  process *p = checkproc(L);
-  if (p->exited)
+  process *p = ((procud *)luaL_checkudata(L, 1, "luaio.Process"))->p;
+  if (p == NULL)
+    lua_pushliteral(L, "<process closed>");
+  else if (p->exited)
     lua_pushfstring(L, "<process %d exited %d>", p->pid, (int)p->status);
   else
     lua_pushfstring(L, "<process %d>", p->pid);

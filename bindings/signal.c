@@ -26,6 +26,7 @@ typedef struct sigwatch {
   int fn; /* on_signal: registry ref of the handler; LUA_NOREF for signal */
   waitlist waiters;
   size_t pending; /* deliveries nobody waited for */
+  unsigned nwait;  /* tasks in wait() not yet resumed: they use w */
   unsigned char closing, closed, collected;
   char name[16];
 } sigwatch;
@@ -132,10 +133,18 @@ static const waitops wait_ops = {"signal", wait_abandon, NULL};
 
 /* Closing. */
 
+/* Free w once it is closed, collected and no task in wait() uses it (a
+   __gc called by hand may come while tasks wait). */
+static void maybe_free(sigwatch *w) {
+  if (w->closed && w->collected &&
+      (w->nwait == 0 || w->h->freeing || w->h->dead))
+    free(w);
+}
+
 static void on_close(uv_handle_t *handle) {
   sigwatch *w = handle->data;
   w->closed = 1;
-  if (w->collected) free(w);
+  maybe_free(w);
 }
 
 static void start_close(sigwatch *w) {
@@ -157,19 +166,21 @@ static void res_close(resource *r) {
 
 static sigwatch *checkwatch(lua_State *L, int idx) {
   sigwatch *w = *(sigwatch **)luaL_checkudata(L, idx, "luaio.Signal");
-  if (w->closing) luaL_error(L, "attempt to use a closed signal");
+  if (w == NULL || w->closing) luaL_error(L, "attempt to use a closed signal");
   return w;
 }
 
 static int k_wait(lua_State *L, int status, lua_KContext ctx) {
-  sigwatch *w;
+  sigwatch *w = (sigwatch *)ctx;
+  char name[sizeof w->name];
   (void)status;
-  (void)ctx;
+  memcpy(name, w->name, sizeof name);
+  w->nwait--;
+  maybe_free(w);
   luaio__resumed(L, luaio__host(L)->current);
   if (!lua_toboolean(L, -1))
     return luaL_error(L, "signal closed while waiting");
-  w = *(sigwatch **)lua_touserdata(L, 1);
-  lua_pushstring(L, w->name);
+  lua_pushstring(L, name);
   return 1;
 }
 
@@ -188,7 +199,8 @@ static int signal_wait(lua_State *L) {
   lua_settop(L, 1);
   luaio__list_push(&w->waiters, &t->w);
   update_ref(w);
-  return luaio__wait(L, t, &wait_ops, w, 0, k_wait);
+  w->nwait++;
+  return luaio__wait(L, t, &wait_ops, w, (lua_KContext)w, k_wait);
 }
 
 /* sig:close(), sig:__close(): closing again is harmless */
@@ -205,7 +217,7 @@ static int signal_gc(lua_State *L) {
   *p = NULL;
   start_close(w);
   w->collected = 1;
-  if (w->closed) free(w);
+  maybe_free(w);
   return 0;
 }
 
@@ -333,16 +345,20 @@ void luaio__run_signal_stop(luaio *h) {
 }
 
 static const luaL_Reg signal_methods[] = {
-    {"wait", signal_wait},           {"close", signal_close},
-    {"__close", signal_close},       {"__gc", signal_gc},
-    {"__tostring", signal_tostring}, {NULL, NULL}};
+    {"wait", signal_wait}, {"close", signal_close}, {NULL, NULL}};
+
+static const luaL_Reg signal_meta[] = {{"__close", signal_close},
+                                       {"__gc", signal_gc},
+                                       {"__tostring", signal_tostring},
+                                       {NULL, NULL}};
 
 void luaio__signal_open(lua_State *L, luaio *h) {
   luaL_newmetatable(L, "luaio.Signal");
+  luaL_setfuncs(L, signal_meta, 0);
+  lua_createtable(L, 0, 2);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, signal_methods, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.Signal");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &sigkey);
   lua_pushlightuserdata(L, h);
   lua_pushcclosure(L, aio_signal, 1);

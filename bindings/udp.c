@@ -41,6 +41,7 @@ typedef struct udpsock {
   waitlist readers;   /* tasks in recv_from */
   dgram *head, *tail; /* the queue */
   size_t nqueued, dropped;
+  unsigned nwait; /* tasks in a recv_from not yet resumed: they use s */
   unsigned char closing, closed, collected;
   char rbuf[DGRAM_MAX];
 } udpsock;
@@ -174,10 +175,18 @@ static const waitops recv_ops = {"udp recv_from", recv_abandon, NULL};
 
 /* Closing. */
 
+/* Free s once it is closed, collected and no task in recv_from uses it
+   (a __gc called by hand may come while tasks wait). */
+static void maybe_free(udpsock *s) {
+  if (s->closed && s->collected &&
+      (s->nwait == 0 || s->h->freeing || s->h->dead))
+    free(s);
+}
+
 static void on_close(uv_handle_t *handle) {
   udpsock *s = handle->data;
   s->closed = 1;
-  if (s->collected) free(s);
+  maybe_free(s);
 }
 
 static void start_close(udpsock *s) {
@@ -196,7 +205,7 @@ static void res_close(resource *r) {
 
 static udpsock *checksock(lua_State *L, int idx) {
   udpsock *s = *(udpsock **)luaL_checkudata(L, idx, "luaio.UDP");
-  if (s->closing) luaL_error(L, "attempt to use a closed socket");
+  if (s == NULL || s->closing) luaL_error(L, "attempt to use a closed socket");
   return s;
 }
 
@@ -216,9 +225,11 @@ static int push_dgram(lua_State *L, dgram *d) {
 }
 
 static int k_recv(lua_State *L, int status, lua_KContext ctx) {
+  udpsock *s = (udpsock *)ctx;
   dgram *d;
   (void)status;
-  (void)ctx;
+  s->nwait--;
+  maybe_free(s);
   luaio__resumed(L, luaio__host(L)->current);
   d = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -240,7 +251,8 @@ static int udp_recv_from(lua_State *L) {
   lua_settop(L, 1);
   luaio__list_push(&s->readers, &t->w);
   update_ref(s);
-  return luaio__wait(L, t, &recv_ops, s, 0, k_recv);
+  s->nwait++;
+  return luaio__wait(L, t, &recv_ops, s, (lua_KContext)s, k_recv);
 }
 
 /* Sending. */
@@ -254,9 +266,15 @@ static void on_send(uv_udp_send_t *req, int status) {
     free(r);
 }
 
+/* A send cannot be taken back: one in progress goes on and on_send frees
+   it; one that completed is freed here, as k_send raises before it looks
+   at the request. */
 static int send_abandon(task *t, int woken) {
   sendreq *r = t->wobj;
-  if (!woken) r->t = NULL; /* a send cannot be taken back: it goes on */
+  if (!woken)
+    r->t = NULL;
+  else
+    free(r);
   return 1;
 }
 
@@ -331,7 +349,7 @@ static int udp_gc(lua_State *L) {
   *p = NULL;
   start_close(s);
   s->collected = 1;
-  if (s->closed) free(s);
+  maybe_free(s);
   return 0;
 }
 
@@ -384,17 +402,22 @@ static int udp_bind(lua_State *L) {
 }
 
 static const luaL_Reg udp_methods[] = {
-    {"send_to", udp_send_to},     {"recv_from", udp_recv_from},
-    {"sockname", udp_sockname},   {"close", udp_close},
-    {"__close", udp_close},       {"__gc", udp_gc},
-    {"__tostring", udp_tostring}, {NULL, NULL}};
+    {"send_to", udp_send_to},   {"recv_from", udp_recv_from},
+    {"sockname", udp_sockname}, {"close", udp_close},
+    {NULL, NULL}};
+
+static const luaL_Reg udp_meta[] = {{"__close", udp_close},
+                                    {"__gc", udp_gc},
+                                    {"__tostring", udp_tostring},
+                                    {NULL, NULL}};
 
 void luaio__udp_open(lua_State *L, luaio *h) {
   luaL_newmetatable(L, "luaio.UDP");
+  luaL_setfuncs(L, udp_meta, 0);
+  lua_createtable(L, 0, 4);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, udp_methods, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
+  luaio__set_methods(L, "luaio.UDP");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &udpkey);
   lua_createtable(L, 0, 1);
   lua_pushlightuserdata(L, h);

@@ -275,3 +275,89 @@ describe("aio.subprocess's args", function()
     end)
   end)
 end)
+
+describe("an object after its __gc", function()
+  -- Each kind: how to make one, and every method with arguments.
+  local kinds = {
+    {"UDP socket", function() return assert(aio.udp.bind("127.0.0.1", 0)) end,
+     {send_to = {"x", "127.0.0.1", 9}, recv_from = {}, sockname = {}}},
+    {"signal", function() return aio.signal("SIGUSR2") end, {wait = {}}},
+    {"process", function() return assert(aio.subprocess("true")) end,
+     {wait = {}, kill = {}, exited = {}}},
+    {"file", function()
+       return assert(aio.fs.open(os.tmpname(), "w"))
+     end, {read = {}, write = {"x"}, seek = {}, lines = {}, close = {}}},
+    {"stream", function()
+       local p = assert(aio.subprocess("true", {}, {stdout = "pipe"}))
+       return p.stdout
+     end, {read = {}, write = {"x"}, read_line = {}, peername = {}}},
+  }
+
+  local function all_closed(obj, methods)
+    for name, args in pairs(methods) do
+      local ok, err = pcall(function()
+        return obj[name](obj, table.unpack(args))
+      end)
+      assert.is_false(ok, name)
+      assert.matches("attempt to use a closed", tostring(err), 1, true)
+    end
+    assert.matches("closed", tostring(obj))
+  end
+
+  for _, k in ipairs(kinds) do
+    local what, make, methods = k[1], k[2], k[3]
+    it("raises \"closed\" for a " .. what .. " whose __gc was called by hand"
+       .. " (item 7)", function()
+      run(function()
+        local obj = make()
+        assert.is_nil(obj.__gc) -- metamethods are not methods
+        assert.is_nil(obj.__close)
+        getmetatable(obj).__gc(obj)
+        getmetatable(obj).__gc(obj) -- again: harmless
+        all_closed(obj, methods)
+        local close = getmetatable(obj).__close
+        if close then close(obj) end
+        collect()
+      end)
+    end)
+
+    it("raises \"closed\" for a " .. what .. " a finalizer resurrected"
+       .. " (item 7)", function()
+      run(function()
+        local saved
+        do
+          -- marked first, so finalized after the object it holds
+          local holder = setmetatable({}, {__gc = function(self)
+            saved = self.obj
+          end})
+          holder.obj = make()
+        end
+        collect()
+        assert.is_not_nil(saved)
+        all_closed(saved, methods)
+        saved = nil
+        collect()
+      end)
+    end)
+  end
+
+  it("wakes the tasks waiting on it, which then see it closed (item 7)",
+     function()
+    run(function()
+      local sock = assert(aio.udp.bind("127.0.0.1", 0))
+      local sig = aio.signal("SIGUSR2")
+      local t1 = aio.spawn(function() return sock:recv_from() end)
+      local t2 = aio.spawn(function() return pcall(sig.wait, sig) end)
+      aio.sleep(0)
+      getmetatable(sock).__gc(sock)
+      getmetatable(sig).__gc(sig)
+      local data, msg = t1:await()
+      assert.is_nil(data)
+      assert.matches("closed", msg)
+      local ok, err = t2:await()
+      assert.is_false(ok)
+      assert.matches("closed", err)
+      collect()
+    end)
+  end)
+end)
