@@ -511,6 +511,8 @@ static int start_read(lua_State *L, int op) {
   if (s->readers.n > 0)
     return luaL_error(L, "another task is already reading this stream");
   if (s->wronly) return luaL_error(L, "this stream is not readable");
+  s->scan = 0; /* the search offset of a read that gave up (cancelled,
+                  overrun) was for its separator, not this one */
   return read_step(L, op);
 }
 
