@@ -369,8 +369,10 @@ static void on_fs(uv_fs_t *req) {
     op->result = (int)r; /* the descriptor */
     return finish(op);
   case OP_READ:
-    if (r == 0 || op->t == NULL) return finish(op); /* end of file */
+    /* the bytes read are kept even if nobody waits any more: the
+       file's position has moved past them */
     op->file->len += (size_t)r;
+    if (r == 0 || op->t == NULL) return finish(op); /* end of file */
     if (satisfied(op)) return finish(op);
     err = file_fill(op);
     break;

@@ -405,3 +405,26 @@ describe("a read_until that gave up", function()
     end)
   end)
 end)
+
+describe("a file:read cancelled while its request runs", function()
+  it("keeps the bytes the request read (item 11)", function()
+    run(function()
+      local path = os.tmpname()
+      os.remove(path)
+      assert(os.execute("mkfifo " .. path))
+      -- opened for reading and writing, so the open does not block
+      local f <close> = assert(aio.fs.open(path, "r+"))
+      local t = aio.spawn(function() return f:read(3) end)
+      aio.sleep(0.05) -- the read blocks in the thread pool
+      t:cancel()
+      S.assert_cancelled(t)
+      local w = assert(io.open(path, "w"))
+      w:write("hello\n")
+      w:close()
+      -- the abandoned request ends with "hel"; the file is busy until then
+      while not pcall(f.seek, f) do aio.sleep(0.001) end
+      assert.equal("hello\n", f:read(6))
+      os.remove(path)
+    end)
+  end)
+end)
