@@ -428,3 +428,33 @@ describe("a file:read cancelled while its request runs", function()
     end)
   end)
 end)
+
+describe("a send_to cancelled around its completion", function()
+  it("leaks neither its request nor the datagram (item 13)", function()
+    run(function()
+      local a <close> = assert(aio.udp.bind("127.0.0.1", 0))
+      local b <close> = assert(aio.udp.bind("127.0.0.1", 0))
+      local _, port = b:sockname()
+      local function send()
+        return a:send_to(("x"):rep(100), "127.0.0.1", port)
+      end
+      for i = 1, 50 do
+        -- both sends complete in one turn of the loop: the first one's
+        -- task then cancels the second, woken but not yet resumed
+        local t2
+        local t1 = aio.spawn(function()
+          send()
+          t2:cancel()
+        end)
+        t2 = aio.spawn(send)
+        t1:await()
+        assert.is_false(pcall(t2.await, t2))
+        -- and cancelled while still waiting
+        local t3 = aio.spawn(send)
+        for _ = 1, i % 2 do aio.sleep(0) end
+        t3:cancel()
+        pcall(t3.await, t3)
+      end
+    end)
+  end)
+end)
