@@ -9,8 +9,11 @@
 ** cjson's own messages, raised as strings.
 */
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "lua-cjson.h"
@@ -39,13 +42,22 @@ static void setting(lua_State *L, int idx, const char *name, int nargs, ...) {
 /* Replace integral floats in the decoded tree at idx by integers: JSON
    has one kind of number, and Lua 5.4 code expects 1, not 1.0.  The tree
    is at most MAX_DEPTH deep. */
-static void integers(lua_State *L, int idx) {
+static int marked(lua_State *L, int idx);
+
+static void integers(lua_State *L, int idx, int rewritten) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 4, "json.decode");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -1) == LUA_TTABLE)
-      integers(L, -1);
+      integers(L, -1, rewritten);
+    else if (rewritten && lua_type(L, -1) == LUA_TSTRING) {
+      if (marked(L, -1)) {
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
+        lua_rawset(L, idx); /* an existing key: next stays valid */
+      }
+    }
     else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
       lua_Number n = lua_tonumber(L, -1);
       if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
@@ -58,15 +70,118 @@ static void integers(lua_State *L, int idx) {
   }
 }
 
+/* cjson reads every number with strtod: integers past 2^53 would be
+   rounded and a number past the range of a double would become inf.  So
+   the number tokens are looked at first: out of range raises, and an
+   integer past 2^53 that fits a Lua integer is put in as a string made
+   of MARK, its digits and MARK, which `integers` turns back into it.
+   Outside strings, JSON has '-' and digits only in numbers. */
+#define MARK "\x01luaio-json-int\x01"
+#define EXACT 9007199254740992LL /* 2^53 */
+
+static int number_char(char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' ||
+         c == 'e' || c == 'E';
+}
+
+/* 1 if the text at idx needs rewriting (then the rewritten text is
+   pushed), 0 if cjson may read it as it is; raises on a number out of
+   range. */
+static int exact_numbers(lua_State *L, int idx) {
+  size_t len, i = 0, from = 0;
+  const char *s = lua_tolstring(L, idx, &len);
+  int big = 0;
+  luaL_Buffer b;
+  while (i < len) {
+    size_t j;
+    char tok[64];
+    int integral = 1;
+    if (s[i] == '"') { /* skip the string */
+      for (i++; i < len && s[i] != '"'; i++)
+        if (s[i] == '\\') i++;
+      i++;
+      continue;
+    }
+    if (s[i] != '-' && (s[i] < '0' || s[i] > '9')) {
+      i++;
+      continue;
+    }
+    for (j = i; j < len && number_char(s[j]); j++)
+      if (s[j] == '.' || s[j] == 'e' || s[j] == 'E') integral = 0;
+    if (j - i >= sizeof tok) { /* long */
+      char *copy;
+      double d;
+      if (integral)
+        luaL_error(L, "integer out of range at character %d", (int)i + 1);
+      if ((copy = malloc(j - i + 1)) == NULL)
+        luaL_error(L, "not enough memory");
+      memcpy(copy, s + i, j - i);
+      copy[j - i] = '\0';
+      d = strtod(copy, NULL);
+      free(copy);
+      if (isinf(d))
+        luaL_error(L, "number out of range at character %d", (int)i + 1);
+      i = j;
+      continue;
+    }
+    memcpy(tok, s + i, j - i);
+    tok[j - i] = '\0';
+    if (integral) {
+      char *end;
+      long long v;
+      errno = 0;
+      v = strtoll(tok, &end, 10);
+      if (*end == '\0' && errno == ERANGE)
+        luaL_error(L, "integer out of range at character %d", (int)i + 1);
+      if (*end == '\0' && (v > EXACT || v < -EXACT)) {
+        if (!big) luaL_buffinit(L, &b);
+        big = 1;
+        luaL_addlstring(&b, s + from, i - from);
+        luaL_addstring(&b, "\"" MARK);
+        luaL_addstring(&b, tok);
+        luaL_addstring(&b, MARK "\"");
+        from = j;
+      }
+    } else {
+      char *end;
+      double d = strtod(tok, &end);
+      if (*end == '\0' && isinf(d))
+        luaL_error(L, "number out of range at character %d", (int)i + 1);
+    }
+    i = j;
+  }
+  if (!big) return 0;
+  luaL_addlstring(&b, s + from, len - from);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* The integer a marked string at idx stands for, pushed; 0 if it is no
+   marked string. */
+static int marked(lua_State *L, int idx) {
+  size_t len, m = sizeof MARK - 1;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (len <= 2 * m || memcmp(s, MARK, m) != 0 ||
+      memcmp(s + len - m, MARK, m) != 0)
+    return 0;
+  lua_pushinteger(L, (lua_Integer)strtoll(s + m, NULL, 10));
+  return 1;
+}
+
 /* json.decode(s) -> value; raises cjson's message on invalid JSON */
 static int json_decode(lua_State *L) {
+  int rewritten;
   luaL_checkstring(L, 1);
   lua_settop(L, 1);
+  rewritten = exact_numbers(L, 1);
+  if (rewritten) lua_replace(L, 1);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_insert(L, 1);
   lua_call(L, 1, 1);
+  if (rewritten && lua_type(L, 1) == LUA_TSTRING && marked(L, 1))
+    return 1;
   if (lua_type(L, 1) == LUA_TTABLE)
-    integers(L, 1);
+    integers(L, 1, rewritten);
   else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
     lua_Number n = lua_tonumber(L, 1);
     if (n == floor(n) && fabs(n) <= 9007199254740992.0)

@@ -152,4 +152,26 @@ describe("aio.json", function()
     assert.equal(16, cjson.decode("0x10"))
     raises(json.decode, "0x10")
   end)
+
+  it("decodes integers exactly or raises; out-of-range numbers raise",
+     function()
+    local json = aio.json
+    assert.equal(9007199254740993, json.decode("9007199254740993"))
+    assert.equal(math.maxinteger, json.decode("9223372036854775807"))
+    assert.equal(math.mininteger, json.decode("-9223372036854775808"))
+    local v = json.decode('[9007199254740993, {"k": -18014398509481985},'
+                          .. ' "9007199254740993", 2.5, 1e3]')
+    assert.equal(9007199254740993, v[1])
+    assert.equal("integer", math.type(v[1]))
+    assert.equal(-18014398509481985, v[2].k)
+    assert.equal("9007199254740993", v[3])
+    assert.equal(2.5, v[4])
+    assert.equal(1000, v[5])
+    assert.same({"1e400", 1}, json.decode('["1e400", 1]'))
+    for _, bad in ipairs({"1e400", "[-1e400]", '{"a": 1e999}',
+                          "9223372036854775808", "[" .. ("9"):rep(80) .. "]",
+                          "[1" .. ("0"):rep(400) .. ".5]"}) do
+      assert.has_error(function() json.decode(bad) end)
+    end
+  end)
 end)
