@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "stream.h"
 
@@ -140,6 +141,19 @@ static char **make_env(lua_State *L, int opts) {
   return envp;
 }
 
+/* ENOENT from uv_spawn: say whether the directory or the program is
+   missing. */
+static int missing(lua_State *L, const char *file, const char *cwd) {
+  struct stat st;
+  lua_pushnil(L);
+  if (cwd != NULL && (stat(cwd, &st) != 0 || !S_ISDIR(st.st_mode)))
+    lua_pushfstring(L, "ENOENT: no such directory (cwd): %s", cwd);
+  else
+    lua_pushfstring(L, "ENOENT: no such program: %s", file);
+  lua_pushliteral(L, "ENOENT");
+  return 3;
+}
+
 /* Spawn cmd (1) with args (2) and opts (3) and stdio modes; push the
    process, or nil, msg, code. */
 static int spawn(lua_State *L, const int mode[3]) {
@@ -188,6 +202,7 @@ static int spawn(lua_State *L, const int mode[3]) {
       p->closing = 1;
       uv_close((uv_handle_t *)&p->proc, on_proc_closed);
     }
+    if (err == UV_ENOENT) return missing(L, o.file, o.cwd);
     return luaio__uv_fail(L, err);
   }
   p->h = h;
@@ -210,9 +225,18 @@ static int spawn(lua_State *L, const int mode[3]) {
   return 1;
 }
 
+static const char *const subprocess_options[] = {
+    "stdin", "stdout", "stderr", "cwd", "env", "limit", "high_water", NULL};
+
+static const char *const exec_options[] = {
+    "stdin", "stdout", "stderr", "cwd",  "env",
+    "limit", "high_water", "input", NULL};
+
 /* aio.subprocess(cmd [, args [, opts]]) -> process | nil, msg, code */
 static int aio_subprocess(lua_State *L) {
   int mode[3];
+  if (lua_type(L, 3) == LUA_TTABLE)
+    luaio__check_options(L, 3, subprocess_options);
   mode[0] = io_mode(L, 3, "stdin", IO_INHERIT);
   mode[1] = io_mode(L, 3, "stdout", IO_INHERIT);
   mode[2] = io_mode(L, 3, "stderr", IO_INHERIT);
@@ -401,6 +425,7 @@ static int aio_exec(lua_State *L) {
   const char *input = NULL;
   int i;
   if (lua_type(L, 3) == LUA_TTABLE) {
+    luaio__check_options(L, 3, exec_options);
     if (lua_getfield(L, 3, "input") != LUA_TNIL) {
       input = luaL_checklstring(L, -1, &inlen);
       mode[0] = IO_PIPE;
