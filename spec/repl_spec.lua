@@ -1,6 +1,9 @@
 -- The REPL of the luaio command, driven in a real terminal: tmux runs
 -- `luaio`, send-keys types, capture-pane reads the screen.  Every wait
 -- polls the screen until the text is there, with a generous timeout.
+-- The screen also shows what was typed: a wait is for text only the
+-- program prints (built by concatenation, or on a line of its own), never
+-- for text the typed line already contains.
 local LUAIO = assert(os.getenv("LUAIO"), "LUAIO: the luaio binary")
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -61,6 +64,19 @@ function Term:wait_for(text, n)
   end
 end
 
+-- Wait until pred(screen) holds.
+function Term:wait_until(what, pred)
+  local deadline = os.time() + TIMEOUT
+  while true do
+    local s = self:screen()
+    if pred(s) then return s end
+    if os.time() > deadline then
+      error(("timed out waiting for %s; the screen:\n%s"):format(what, s), 2)
+    end
+    os.execute("sleep 0.05")
+  end
+end
+
 -- The lines of the screen that are not empty.
 function Term:lines()
   local t = {}
@@ -93,8 +109,8 @@ describe("the REPL on a terminal", function()
 
   it("prints every result of a multi-value expression", function()
     t:line('1, "two", nil, true')
-    local s = t:wait_for("true\n")
-    assert.matches("\n1%s+two%s+nil%s+true\n", s)
+    t:wait_for(">", 2) -- the next prompt: the results are above it
+    assert.matches("\n1%s+two%s+nil%s+true\n", t:screen())
   end)
 
   it("pretty-prints tables, keys sorted, cycles marked", function()
@@ -111,7 +127,7 @@ describe("the REPL on a terminal", function()
   end)
 
   it("runs a line that waits", function()
-    t:line('aio.sleep(0.2) print("woke up")')
+    t:line('aio.sleep(0.2) print("woke " .. "up")')
     t:wait_for("woke up")
     t:line('"after"')
     t:wait_for("\nafter\n")
@@ -124,6 +140,9 @@ describe("the REPL on a terminal", function()
     t:wait_for("<task") -- the prompt is back: what is typed now is edited
     t:type('half = "typed')
     t:wait_for("tick 4")
+    t:wait_until("the line redrawn below the ticks", function(s)
+      return s:find('tick 4\n> half = "typed\n*$')
+    end)
     local lines = t:lines()
     assert.equals('> half = "typed', lines[#lines])
     for _, l in ipairs(lines) do
@@ -145,8 +164,8 @@ describe("the REPL on a terminal", function()
   end)
 
   it("cancels the running line on Ctrl-C and runs its cleanup", function()
-    t:line('print("started") local ok, e = pcall(aio.sleep, 30) ' ..
-      'print("cleanup ran", e) aio.sleep(30)')
+    t:line('print("start" .. "ed") local ok, e = pcall(aio.sleep, 30) ' ..
+      'print("cleanup " .. "ran", e) aio.sleep(30)')
     t:wait_for("started")
     t:key("C-c")
     t:wait_for("cleanup ran")
@@ -161,7 +180,7 @@ describe("the REPL on a terminal", function()
     t:key("C-c")
     t:wait_for("^C")
     t:line("3 * 3")
-    t:wait_for("\n9\n")
+    t:wait_for("\n9\n>") -- the result and the prompt after it
     local lines = t:lines()
     assert.equals("> 3 * 3", lines[#lines - 2])
   end)
