@@ -32,16 +32,19 @@ typedef struct app {
   uv_signal_t sigint, sigterm;
 } app;
 
+/* The name the command was invoked by, as lua.c's progname. */
+static const char *progname = PROGNAME;
+
 static void message(const char *msg) {
-  fprintf(stderr, "%s: %s\n", PROGNAME, msg);
+  fprintf(stderr, "%s: %s\n", progname, msg);
   fflush(stderr);
 }
 
 static void print_usage(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
-    fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
+    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
   else
-    fprintf(stderr, "%s: unrecognized option '%s'\n", PROGNAME, badoption);
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
   fprintf(stderr,
           "usage: %s [options] [script [args]]\n"
           "Available options are:\n"
@@ -54,7 +57,7 @@ static void print_usage(const char *badoption) {
           "  -W        turn warnings on\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n",
-          PROGNAME);
+          progname);
 }
 
 /* SIGINT and SIGTERM.  libuv's handler wakes the loop, whose callback
@@ -343,7 +346,7 @@ static int run(app *a, int argc, char **argv, int script, int args) {
   lua_pushliteral(L, "luaio");
   lua_call(L, 1, 1);
   lua_setglobal(L, "aio");
-  if (interactive && (a->repl = luaio__repl_new(a->h, isatty(0))) == NULL) {
+  if (interactive && (a->repl = luaio__repl_new(a->h, isatty(0), progname)) == NULL) {
     message("cannot start the REPL: not enough memory");
     return 1;
   }
@@ -418,6 +421,7 @@ int main(int argc, char **argv) {
   lua_State *L;
   int status;
   memset(&a, 0, sizeof a);
+  if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
 #ifdef LUAIO_MIMALLOC
   /* Tasks are small objects made by the hundred thousand: in 2 MiB pages
      they cost a page fault per 2 MiB instead of per 4 KiB, the larger

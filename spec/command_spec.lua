@@ -143,6 +143,17 @@ describe("the luaio command", function()
     assert.matches("%?%.lua", out)
   end)
 
+  it("starts its messages with the name it was invoked by "
+     .. "(issue 12, item 7)", function()
+    local out, status = luaio("-e 'error(\"named\")'")
+    assert.equal(1, status)
+    assert.equal(1, out:find(LUAIO .. ": (command line):1: named", 1, true))
+    out, status = luaio("-x")
+    assert.equal(1, status)
+    assert.equal(1, out:find(LUAIO .. ": unrecognized option", 1, true))
+    assert.truthy(out:find("usage: " .. LUAIO, 1, true))
+  end)
+
   it("makes aio a global and waits inside -e", function()
     local out, status = luaio("-e 'print(aio.sleep(0.01, \"waited\"))'")
     assert.equal(0, status)

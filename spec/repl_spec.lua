@@ -208,6 +208,19 @@ describe("the REPL on a terminal", function()
     t:wait_for("\n5\n")
   end)
 
+  it("shows _PROMPT and _PROMPT2 when they are set (issue 12, item 7)",
+    function()
+    t:line('_PROMPT = "my" .. "prompt> "')
+    t:wait_for("\nmyprompt>")
+    t:line('_PROMPT2 = "more" .. "... "')
+    t:line("function f()")
+    t:wait_for("\nmore...")
+    t:line("end")
+    t:line("_PROMPT = nil")
+    t:line('"back to" .. " the default"')
+    t:wait_for("back to the default\n>")
+  end)
+
   it("cancels the tasks still running at Ctrl-D, saying how many", function()
     t:line('for i = 1, 2 do aio.spawn(function() ' ..
       'local ok = pcall(aio.sleep, 30) print("bye " .. i) end) end')
@@ -298,6 +311,27 @@ describe("the REPL on a pipe", function()
       'print("cleaned") end)\n')
     assert.matches("cancelling 1 task", out)
     assert.matches("cleaned", out)
+  end)
+
+  it("prints results with the global print, as lua.c (issue 12, item 7)",
+    function()
+    assert.equals("mine 2 x\n", pipe("print = function(...) " ..
+      "io.write('mine ', select('#', ...), ' ', (...), '\\n') end\n" ..
+      "'x', 2\n"))
+    local out = pipe("print = nil\n1\n'still here'\n")
+    assert.matches("error calling 'print'", out)
+  end)
+
+  it("takes =expr on a first line (issue 12, item 7)", function()
+    assert.equals("2\n", pipe("=1 + 1\n"))
+  end)
+
+  it("starts an error message with the program's name (issue 12, item 7)",
+    function()
+    local out = pipe('error("bad")\nx = = 1\n')
+    assert.truthy(out:find(LUAIO .. ": stdin:1: bad", 1, true), out)
+    assert.truthy(out:find(LUAIO .. ": stdin:1: unexpected symbol", 1, true),
+      out)
   end)
 
   it("runs stdin as a script without -i", function()
