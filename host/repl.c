@@ -567,7 +567,8 @@ static int is_name(const char *s, size_t len) {
 
 /* Add to the set at index set the names of the value on top (its fields,
    then those of its __index tables) that start with the partial word;
-   only functions if `methods`.  Pops the value. */
+   only functions if `methods`, each with a `(` after it.  Pops the
+   value. */
 static void add_names(lua_State *L, int set, const char *prefix, size_t np,
                       const char *part, size_t npart, int methods) {
   int depth;
@@ -583,7 +584,9 @@ static void add_names(lua_State *L, int set, const char *prefix, size_t np,
           if (len >= npart && memcmp(k, part, npart) == 0 && is_name(k, len)) {
             lua_pushlstring(L, prefix, np);
             lua_pushvalue(L, -3);
-            lua_concat(L, 2);
+            if (methods) /* a method is called: open its argument list */
+              lua_pushliteral(L, "(");
+            lua_concat(L, methods ? 3 : 2);
             lua_pushboolean(L, 1);
             lua_rawset(L, set);
           }

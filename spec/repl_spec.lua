@@ -193,7 +193,7 @@ describe("the REPL on a terminal", function()
     t:line("task = aio.spawn(function() end)")
     t:type("task:aw")
     t:key("Tab")
-    t:wait_for("> task:await")
+    t:wait_for("> task:await(") -- a method opens its arguments
     t:key("C-u")
     t:type("coll")
     t:key("Tab")
