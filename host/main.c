@@ -368,6 +368,11 @@ static void start_host(app *a, lua_State *L, int args) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
+  /* The generational collector, as lua.c: plain-Lua code that allocates
+     runs in about two thirds of the incremental mode's time, and task
+     workloads are no slower (bench/results/gc.md).  A script goes back
+     with collectgarbage("incremental"). */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   luaio_config_init(&cfg);
   cfg.L = L;
   cfg.on_error = on_error;

@@ -154,6 +154,14 @@ describe("the luaio command", function()
     assert.truthy(out:find("usage: " .. LUAIO, 1, true))
   end)
 
+  it("runs the generational collector, as lua5.4 does, and a script "
+     .. "may switch (issue 12, item 8)", function()
+    local out, status = luaio("-e 'print(collectgarbage(\"incremental\"))' "
+      .. "-e 'print(collectgarbage(\"generational\"))'")
+    assert.equal(0, status)
+    assert.equal("generational\nincremental\n", out)
+  end)
+
   it("makes aio a global and waits inside -e", function()
     local out, status = luaio("-e 'print(aio.sleep(0.01, \"waited\"))'")
     assert.equal(0, status)
