@@ -1,25 +1,32 @@
 #!/bin/sh
-# examples/install_check.sh SOURCE BUILD: install into a temporary prefix and
-# build an embedding program against it with pkg-config, static and shared.
+# examples/install_check.sh SOURCE BUILD: install into a temporary prefix,
+# move the installed tree (luaio.pc is relocatable), and build an embedding
+# program against it with pkg-config: shared (found through -Wl,-rpath and
+# through LD_LIBRARY_PATH) and static.
 set -eu
 src=$1 build=$2
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-cmake --install "$build" --prefix "$prefix" > /dev/null
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+cmake --install "$build" --prefix "$root/first" > /dev/null
+mv "$root/first" "$root/moved"
+prefix=$root/moved
 for f in bin/luaio include/luaio.h lib/libluaio.a lib/libluaio.so \
     lib/pkgconfig/luaio.pc lib/lua/5.4/luaio.so; do
   [ -e "$prefix/$f" ] || { echo "not installed: $f"; exit 1; }
 done
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
-# The .pc file was written for the build's prefix; point it at this one.
-sed -i "s|^prefix=.*|prefix=$prefix|" "$prefix/lib/pkgconfig/luaio.pc"
 cc -o "$prefix/tool-shared" "$src/examples/tool.c" \
   $(pkg-config --cflags --libs luaio)
+cc -o "$prefix/tool-rpath" "$src/examples/tool.c" \
+  $(pkg-config --cflags --libs luaio) \
+  -Wl,-rpath,"$(pkg-config --variable=libdir luaio)"
 cc -o "$prefix/tool-static" "$src/examples/tool.c" \
   $(pkg-config --cflags luaio) "$prefix/lib/libluaio.a" \
   -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm
 printf 'print(checksum("%s"):await())\n' "$src/LICENSE" > "$prefix/s.lua"
 a=$(LD_LIBRARY_PATH="$prefix/lib" "$prefix/tool-shared" "$prefix/s.lua")
+r=$("$prefix/tool-rpath" "$prefix/s.lua")
 b=$("$prefix/tool-static" "$prefix/s.lua")
-[ -n "$a" ] && [ "$a" = "$b" ] || { echo "shared '$a' static '$b'"; exit 1; }
+[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$r" ] ||
+  { echo "shared '$a' rpath '$r' static '$b'"; exit 1; }
 echo "installed tree builds and runs: checksum $a"

@@ -32,16 +32,19 @@ typedef struct app {
   uv_signal_t sigint, sigterm;
 } app;
 
+/* The name the command was invoked by, as lua.c's progname. */
+static const char *progname = PROGNAME;
+
 static void message(const char *msg) {
-  fprintf(stderr, "%s: %s\n", PROGNAME, msg);
+  fprintf(stderr, "%s: %s\n", progname, msg);
   fflush(stderr);
 }
 
 static void print_usage(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
-    fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
+    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
   else
-    fprintf(stderr, "%s: unrecognized option '%s'\n", PROGNAME, badoption);
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
   fprintf(stderr,
           "usage: %s [options] [script [args]]\n"
           "Available options are:\n"
@@ -54,7 +57,7 @@ static void print_usage(const char *badoption) {
           "  -W        turn warnings on\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n",
-          PROGNAME);
+          progname);
 }
 
 /* SIGINT and SIGTERM.  libuv's handler wakes the loop, whose callback
@@ -124,8 +127,9 @@ static void watch_signal(app *a, uv_signal_t *handle, int signo) {
 }
 
 /* Run the function under its nargs arguments as the main task; 0 if it
-   succeeds, else the exit status, after reporting the failure. */
-static int run_main(app *a, int nargs) {
+   succeeds, else the exit status, after reporting the failure.  The task
+   is left on the stack. */
+static int run_task(app *a, int nargs) {
   lua_State *L = a->h->L;
   task *t = luaio__spawn(L, a->h, nargs);
   int status = 0;
@@ -146,7 +150,12 @@ static int run_main(app *a, int nargs) {
     lua_pop(L, 1);
     status = 1;
   }
-  lua_pop(L, 1);
+  return status;
+}
+
+static int run_main(app *a, int nargs) {
+  int status = run_task(a, nargs);
+  lua_pop(a->h->L, 1);
   return status;
 }
 
@@ -179,16 +188,14 @@ static int dolibrary(app *a, const char *name) {
     lua_pushstring(L, name);
   lua_getglobal(L, "require");
   lua_pushstring(L, name);
-  status = run_main(a, 1);
-  if (status == 0) {
-    /* require's result is gone with the task: it is in package.loaded */
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_getfield(L, -1, name);
-    lua_setglobal(L, lua_tostring(L, -4));
-    lua_pop(L, 2);
+  status = run_task(a, 1);
+  if (status == 0) { /* the global takes require's first result */
+    int base = lua_gettop(L); /* the task; the global's name below */
+    luaio__pushresults(L, luaio__totask(L, base), 0);
+    lua_settop(L, base + 1);
+    lua_setglobal(L, lua_tostring(L, base - 1));
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   return status;
 }
 
@@ -212,7 +219,8 @@ static int handle_script(app *a, char **argv) {
   if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL;
   status = luaL_loadfile(L, fname);
   if (status != LUA_OK) return load_failed(L);
-  lua_getglobal(L, "arg");
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+    luaL_error(L, "'arg' is not a table");
   n = (int)luaL_len(L, -1);
   luaL_checkstack(L, n + 3, "too many arguments to script");
   for (i = 1; i <= n; i++)
@@ -326,14 +334,9 @@ static void on_error(luaio *h, const char *msg, void *ud) {
   }
 }
 
-static int run(app *a, int argc, char **argv) {
+static int run(app *a, int argc, char **argv, int script, int args) {
   lua_State *L = a->h->L;
-  int script = 0, status, interactive;
-  int args = collectargs(argv, &script);
-  if (args == has_error) {
-    print_usage(argv[script]);
-    return 1;
-  }
+  int status, interactive;
   /* Bare `luaio` on a terminal is the REPL; on a pipe it runs stdin. */
   interactive = (args & has_i) ||
                 (script == argc && !(args & (has_e | has_v)) && isatty(0));
@@ -343,7 +346,7 @@ static int run(app *a, int argc, char **argv) {
   lua_pushliteral(L, "luaio");
   lua_call(L, 1, 1);
   lua_setglobal(L, "aio");
-  if (interactive && (a->repl = luaio__repl_new(a->h, isatty(0))) == NULL) {
+  if (interactive && (a->repl = luaio__repl_new(a->h, isatty(0), progname)) == NULL) {
     message("cannot start the REPL: not enough memory");
     return 1;
   }
@@ -355,6 +358,54 @@ static int run(app *a, int argc, char **argv) {
   if (script == argc && !(args & (has_e | has_v)))
     return dochunk(a, luaL_loadfile(L, NULL));
   return 0;
+}
+
+/* Start the host on L (its libraries opened, -E applied first). */
+static void start_host(app *a, lua_State *L, int args) {
+  luaio_config cfg;
+  if (args & has_E) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  /* The generational collector, as lua.c: plain-Lua code that allocates
+     runs in about two thirds of the incremental mode's time, and task
+     workloads are no slower (bench/results/gc.md).  A script goes back
+     with collectgarbage("incremental"). */
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  luaio_config_init(&cfg);
+  cfg.L = L;
+  cfg.on_error = on_error;
+  cfg.ud = a;
+  a->h = luaio_new(&cfg);
+  if (a->h == NULL) luaL_error(L, "cannot create the event loop");
+  sig_app = a;
+  watch_signal(a, &a->sigint, SIGINT);
+  watch_signal(a, &a->sigterm, SIGTERM);
+  /* The host closes the state before it waits for the loop's last
+     requests: what the script holds (a FIFO's writer held by io.open) is
+     closed first, so a read waiting for it can end. */
+  a->h->owns_state = 1;
+}
+
+/* Everything the command does with the state, in a protected call as
+   lua.c's pmain: a script that breaks `arg` or `package` gets an error,
+   not a panic.  Returns the exit status. */
+static int pmain(lua_State *L) {
+  app *a = lua_touserdata(L, 1);
+  int argc = (int)lua_tointeger(L, 2);
+  char **argv = lua_touserdata(L, 3);
+  int script = 0;
+  int args = collectargs(argv, &script);
+  lua_settop(L, 0);
+  if (args == has_error) {
+    print_usage(argv[script]);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  start_host(a, L, args);
+  lua_pushinteger(L, run(a, argc, argv, script, args));
+  return 1;
 }
 
 /* The state's allocator: lauxlib's, except that a new block comes from
@@ -372,10 +423,10 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 int main(int argc, char **argv) {
   app a;
-  luaio_config cfg;
   lua_State *L;
   int status;
   memset(&a, 0, sizeof a);
+  if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
 #ifdef LUAIO_MIMALLOC
   /* Tasks are small objects made by the hundred thousand: in 2 MiB pages
      they cost a page fault per 2 MiB instead of per 4 KiB, the larger
@@ -383,41 +434,28 @@ int main(int argc, char **argv) {
      in the environment turns it off. */
   mi_option_set_default(mi_option_large_os_pages, 1);
 #endif
-  /* The state is made here so that -E can act before the libraries
-     read the environment. */
   L = luaL_newstate();
   if (L == NULL) {
     message("cannot create state: not enough memory");
     return 1;
   }
   lua_setallocf(L, alloc, NULL);
-  for (status = 1; status < argc && argv[status][0] == '-'; status++)
-    if (strcmp(argv[status], "-E") == 0) {
-      lua_pushboolean(L, 1);
-      lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
-    } else if (strcmp(argv[status], "--") == 0)
-      break;
-  luaL_openlibs(L);
-  luaio_config_init(&cfg);
-  cfg.L = L;
-  cfg.on_error = on_error;
-  cfg.ud = &a;
-  a.h = luaio_new(&cfg);
-  if (a.h == NULL) {
-    message("cannot create the event loop");
-    lua_close(L);
-    return 1;
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, &a);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  if (lua_pcall(L, 3, 1, 0) == LUA_OK)
+    status = (int)lua_tointeger(L, -1);
+  else { /* from the host's start or the command's own calls */
+    const char *msg = lua_tostring(L, -1);
+    message(msg != NULL ? msg : "(error object is not a string)");
+    status = 1;
   }
-  sig_app = &a;
-  watch_signal(&a, &a.sigint, SIGINT);
-  watch_signal(&a, &a.sigterm, SIGTERM);
-  /* The host closes the state before it waits for the loop's last
-     requests: what the script holds (a FIFO's writer held by io.open) is
-     closed first, so a read waiting for it can end. */
-  a.h->owns_state = 1;
-  status = run(&a, argc, argv);
   if (a.repl != NULL) luaio__repl_close(a.repl);
-  luaio_free(a.h); /* closes the state and the signal handles */
+  if (a.h != NULL)
+    luaio_free(a.h); /* closes the state and the signal handles */
+  else
+    lua_close(L);
   sig_app = NULL;
   /* After lua_close: the state's print and io.write point at the REPL. */
   if (a.repl != NULL) luaio__repl_free(a.repl);

@@ -34,6 +34,8 @@
 
 #define PROMPT "> "
 #define PROMPT2 ">> "
+#define PROMPT_VAR "_PROMPT"
+#define PROMPT2_VAR "_PROMPT2"
 #define HISTORY_FILE "/.luaio_history"
 #define HISTORY_MAX 1000
 #define CHUNKNAME "=stdin"
@@ -57,7 +59,9 @@ struct repl {
   task *fg;       /* the task in the foreground; NULL at the prompt */
   int fn_ref;     /* the compiled input waiting to run, or LUA_NOREF */
   int printer_ref;
-  const char *prompt;
+  const char *progname; /* argv[0]: error messages start with it */
+  int cont;     /* the chunk goes on: the second prompt */
+  char *prompt; /* the prompt shown, from _PROMPT or _PROMPT2 */
   char *chunk; /* the statement being typed, over several lines */
   size_t nchunk, cchunk;
   char *in; /* piped input not yet cut into lines */
@@ -173,7 +177,9 @@ static void clear_line(repl *r) {
   int cols = 0;
   size_t rows;
   rl_get_screen_size(NULL, &cols);
-  rows = cols > 0 ? (strlen(r->prompt) + (size_t)rl_point) / (size_t)cols : 0;
+  rows = cols > 0 && r->prompt != NULL
+             ? (strlen(r->prompt) + (size_t)rl_point) / (size_t)cols
+             : 0;
   fputc('\r', stdout);
   if (rows > 0) fprintf(stdout, "\033[%zuA", rows);
   fputs("\033[J", stdout);
@@ -202,6 +208,14 @@ void luaio__repl_report(repl *r, const char *msg) {
   size_t n = strlen(msg);
   write_out(r, stderr, msg, n);
   if (n == 0 || msg[n - 1] != '\n') write_out(r, stderr, "\n", 1);
+}
+
+/* An error, as lua.c reports it: after the program's name. */
+static void report_error(repl *r, const char *msg) {
+  lua_State *L = r->L;
+  lua_pushfstring(L, "%s: %s", r->progname, msg);
+  luaio__repl_report(r, lua_tostring(L, -1));
+  lua_pop(L, 1);
 }
 
 /* print(...) at the REPL: Lua's print, written above the prompt. */
@@ -289,11 +303,39 @@ static void on_line(char *line);
 
 static void start_poll(repl *r);
 
+/* get_prompt(name, default) -> tostring(_G[name]) or the default, as
+   lua.c's get_prompt: in a protected call, __tostring may fail. */
+static int get_prompt(lua_State *L) {
+  if (lua_getglobal(L, lua_tostring(L, 1)) == LUA_TNIL)
+    lua_pushvalue(L, 2);
+  else
+    luaL_tolstring(L, -1, NULL);
+  return 1;
+}
+
+/* Set r->prompt to the prompt for the line to read now. */
+static void set_prompt(repl *r) {
+  lua_State *L = r->L;
+  const char *p = r->cont ? PROMPT2 : PROMPT;
+  char *copy;
+  lua_pushcfunction(L, get_prompt);
+  lua_pushstring(L, r->cont ? PROMPT2_VAR : PROMPT_VAR);
+  lua_pushstring(L, p);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) p = lua_tostring(L, -1);
+  copy = strdup(p);
+  lua_pop(L, 1);
+  if (copy == NULL) return; /* the last one is kept */
+  free(r->prompt);
+  r->prompt = copy;
+}
+
 static void show_prompt(repl *r) {
   if (r->closed || r->eof || r->quit) return;
   if (r->tty && !r->editing) {
     active = r;
-    rl_callback_handler_install(r->prompt, on_line);
+    set_prompt(r);
+    rl_callback_handler_install(r->prompt != NULL ? r->prompt : PROMPT,
+                                on_line);
     r->editing = 1;
     fflush(stdout);
   }
@@ -315,7 +357,7 @@ static void history_add(repl *r, const char *entry) {
 
 static void reset_chunk(repl *r) {
   r->nchunk = 0;
-  r->prompt = PROMPT;
+  r->cont = 0;
 }
 
 static int blank(const char *s) {
@@ -340,15 +382,16 @@ static int incomplete(lua_State *L, int status) {
 }
 
 /* One more line of input: compile what was typed so far, as lua.c does:
-   the first line as `return <line>` if that compiles, else as a
-   statement; a chunk that ends too early waits for the next line. */
+   the first line as `return <line>` if that compiles (`=expr` too, as
+   Lua 5.1's REPL took it), else as a statement; a chunk that ends too
+   early waits for the next line. */
 static void input_line(repl *r, const char *line) {
   lua_State *L = r->L;
   size_t len = strlen(line);
   int status;
   if (r->nchunk == 0) {
     if (blank(line)) return;
-    lua_pushfstring(L, "return %s;", line);
+    lua_pushfstring(L, "return %s;", line[0] == '=' ? line + 1 : line);
     status =
         luaL_loadbuffer(L, lua_tostring(L, -1), lua_rawlen(L, -1), CHUNKNAME);
     lua_remove(L, -2);
@@ -368,7 +411,7 @@ static void input_line(repl *r, const char *line) {
   status = luaL_loadbuffer(L, r->chunk, r->nchunk, CHUNKNAME);
   if (incomplete(L, status)) {
     lua_pop(L, 1);
-    r->prompt = PROMPT2;
+    r->cont = 1;
     return;
   }
   history_add(r, r->chunk);
@@ -376,7 +419,7 @@ static void input_line(repl *r, const char *line) {
   if (status == LUA_OK)
     take_function(r);
   else {
-    luaio__repl_report(r, lua_tostring(L, -1));
+    report_error(r, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
 }
@@ -434,7 +477,7 @@ static void end_of_input(repl *r) {
     if (luaL_loadbuffer(L, r->chunk, r->nchunk, CHUNKNAME) == LUA_OK)
       take_function(r);
     else {
-      luaio__repl_report(r, lua_tostring(L, -1));
+      report_error(r, lua_tostring(L, -1));
       lua_pop(L, 1);
     }
     reset_chunk(r);
@@ -524,7 +567,8 @@ static int is_name(const char *s, size_t len) {
 
 /* Add to the set at index set the names of the value on top (its fields,
    then those of its __index tables) that start with the partial word;
-   only functions if `methods`.  Pops the value. */
+   only functions if `methods`, each with a `(` after it.  Pops the
+   value. */
 static void add_names(lua_State *L, int set, const char *prefix, size_t np,
                       const char *part, size_t npart, int methods) {
   int depth;
@@ -540,7 +584,9 @@ static void add_names(lua_State *L, int set, const char *prefix, size_t np,
           if (len >= npart && memcmp(k, part, npart) == 0 && is_name(k, len)) {
             lua_pushlstring(L, prefix, np);
             lua_pushvalue(L, -3);
-            lua_concat(L, 2);
+            if (methods) /* a method is called: open its argument list */
+              lua_pushliteral(L, "(");
+            lua_concat(L, methods ? 3 : 2);
             lua_pushboolean(L, 1);
             lua_rawset(L, set);
           }
@@ -680,13 +726,25 @@ void luaio__repl_wait(repl *r, task *t) {
 }
 
 /* Print what the finished task at the top of the stack returned, or its
-   error. */
+   error.  The results go to the global print, as lua.c's l_print does;
+   the REPL's own print shows them pretty-printed. */
 static void print_results(repl *r, task *t) {
   lua_State *L = r->L;
   int ud = lua_gettop(L), n;
   if (t->end == END_OK) {
     n = luaio__pushresults(L, t, 0);
-    if (n > 0) {
+    if (n == 0) goto done;
+    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+    lua_getglobal(L, "print");
+    if (lua_tocfunction(L, -1) != repl_print) {
+      lua_insert(L, -(n + 1));
+      if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+        lua_pushfstring(L, "error calling 'print' (%s)",
+                        luaio__push_errmsg(L, -1));
+        report_error(r, lua_tostring(L, -1));
+      }
+    } else {
+      lua_pop(L, 1);
       lua_rawgeti(L, LUA_REGISTRYINDEX, r->printer_ref);
       lua_insert(L, -(n + 1));
       if (lua_pcall(L, n, 1, 0) == LUA_OK) {
@@ -697,18 +755,19 @@ static void print_results(repl *r, task *t) {
       } else {
         lua_pushfstring(L, "error printing the results: %s",
                         luaio__push_errmsg(L, -1));
-        luaio__repl_report(r, lua_tostring(L, -1));
+        report_error(r, lua_tostring(L, -1));
       }
     }
   } else {
     luaio__pushresults(L, t, 0); /* retrieved: not reported again */
     if (t->end == END_CANCELLED)
-      luaio__repl_report(r, luaio__push_errmsg(L, -1));
+      report_error(r, luaio__push_errmsg(L, -1));
     else {
       luaio__push_failure(L, t, ud);
-      luaio__repl_report(r, lua_tostring(L, -1));
+      report_error(r, lua_tostring(L, -1));
     }
   }
+done:
   lua_settop(L, ud);
 }
 
@@ -794,7 +853,7 @@ static void history_open(repl *r) {
   read_history(r->histfile);
 }
 
-repl *luaio__repl_new(luaio *h, int tty) {
+repl *luaio__repl_new(luaio *h, int tty, const char *progname) {
   lua_State *L = h->L;
   repl *r = calloc(1, sizeof *r);
   int flags;
@@ -803,7 +862,7 @@ repl *luaio__repl_new(luaio *h, int tty) {
   r->L = L;
   r->tty = tty;
   r->fn_ref = LUA_NOREF;
-  r->prompt = PROMPT;
+  r->progname = progname;
   active = r;
   if (luaL_loadbuffer(L, printer_src, sizeof printer_src - 1, "=repl") !=
           LUA_OK ||
@@ -857,6 +916,7 @@ void luaio__repl_free(repl *r) {
   free(r->chunk);
   free(r->in);
   free(r->histfile);
+  free(r->prompt);
   if (active == r) active = NULL;
   free(r);
 }

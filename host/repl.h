@@ -13,8 +13,9 @@ typedef struct repl repl;
 /* A REPL on h reading stdin: with editing, prompts and history when tty
    is nonzero, else statements as they arrive.  It replaces the globals
    `print` and `io.write` (and io.stdout:write) by versions that keep the
-   line being edited intact.  NULL when out of memory. */
-repl *luaio__repl_new(luaio *h, int tty);
+   line being edited intact.  Error messages start with progname.  NULL
+   when out of memory. */
+repl *luaio__repl_new(luaio *h, int tty, const char *progname);
 
 /* Run the task t in the foreground until it is done, the loop going on:
    SIGINT cancels it; the other tasks keep running after it. */

@@ -113,6 +113,55 @@ describe("the luaio command", function()
     assert.matches("unrecognized option '%-x'", out)
   end)
 
+  it("runs everything in a protected call, as lua.c's pmain "
+     .. "(issue 12, item 6)", function()
+    local out, status = sh("echo 'print(1)' | " .. LUAIO .. " -e 'arg = 1' -")
+    assert.equal(1, status)
+    assert.not_matches("PANIC", out)
+    assert.matches("'arg' is not a table", out)
+    out, status = luaio("-e 'package = nil' -l string " ..
+      "-e 'print(type(string))'")
+    assert.not_matches("PANIC", out)
+    assert.equal(0, status)
+    assert.equal("table\n", out)
+  end)
+
+  it("-l stores what require returned, not package.loaded[name] "
+     .. "(issue 12, item 6)", function()
+    local out, status = luaio("-e 'package = {loaded = {string = 1}}' " ..
+      "-l string -e 'print(type(string))'")
+    assert.equal(0, status)
+    assert.equal("table\n", out)
+  end)
+
+  it("honours -E anywhere among the options (issue 12, item 6)", function()
+    local out, status = sh("LUA_PATH='/from/env/?.lua' LUA_INIT='print(1)' "
+      .. LUAIO .. " -e 'x = 1' -E -e 'print(package.path)'")
+    assert.equal(0, status)
+    assert.not_matches("from/env", out)
+    assert.not_matches("^1\n", out)
+    assert.matches("%?%.lua", out)
+  end)
+
+  it("starts its messages with the name it was invoked by "
+     .. "(issue 12, item 7)", function()
+    local out, status = luaio("-e 'error(\"named\")'")
+    assert.equal(1, status)
+    assert.equal(1, out:find(LUAIO .. ": (command line):1: named", 1, true))
+    out, status = luaio("-x")
+    assert.equal(1, status)
+    assert.equal(1, out:find(LUAIO .. ": unrecognized option", 1, true))
+    assert.truthy(out:find("usage: " .. LUAIO, 1, true))
+  end)
+
+  it("runs the generational collector, as lua5.4 does, and a script "
+     .. "may switch (issue 12, item 8)", function()
+    local out, status = luaio("-e 'print(collectgarbage(\"incremental\"))' "
+      .. "-e 'print(collectgarbage(\"generational\"))'")
+    assert.equal(0, status)
+    assert.equal("generational\nincremental\n", out)
+  end)
+
   it("makes aio a global and waits inside -e", function()
     local out, status = luaio("-e 'print(aio.sleep(0.01, \"waited\"))'")
     assert.equal(0, status)

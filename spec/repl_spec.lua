@@ -1,6 +1,9 @@
 -- The REPL of the luaio command, driven in a real terminal: tmux runs
 -- `luaio`, send-keys types, capture-pane reads the screen.  Every wait
 -- polls the screen until the text is there, with a generous timeout.
+-- The screen also shows what was typed: a wait is for text only the
+-- program prints (built by concatenation, or on a line of its own), never
+-- for text the typed line already contains.
 local LUAIO = assert(os.getenv("LUAIO"), "LUAIO: the luaio binary")
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -61,6 +64,19 @@ function Term:wait_for(text, n)
   end
 end
 
+-- Wait until pred(screen) holds.
+function Term:wait_until(what, pred)
+  local deadline = os.time() + TIMEOUT
+  while true do
+    local s = self:screen()
+    if pred(s) then return s end
+    if os.time() > deadline then
+      error(("timed out waiting for %s; the screen:\n%s"):format(what, s), 2)
+    end
+    os.execute("sleep 0.05")
+  end
+end
+
 -- The lines of the screen that are not empty.
 function Term:lines()
   local t = {}
@@ -93,8 +109,8 @@ describe("the REPL on a terminal", function()
 
   it("prints every result of a multi-value expression", function()
     t:line('1, "two", nil, true')
-    local s = t:wait_for("true\n")
-    assert.matches("\n1%s+two%s+nil%s+true\n", s)
+    t:wait_for(">", 2) -- the next prompt: the results are above it
+    assert.matches("\n1%s+two%s+nil%s+true\n", t:screen())
   end)
 
   it("pretty-prints tables, keys sorted, cycles marked", function()
@@ -111,7 +127,7 @@ describe("the REPL on a terminal", function()
   end)
 
   it("runs a line that waits", function()
-    t:line('aio.sleep(0.2) print("woke up")')
+    t:line('aio.sleep(0.2) print("woke " .. "up")')
     t:wait_for("woke up")
     t:line('"after"')
     t:wait_for("\nafter\n")
@@ -124,6 +140,9 @@ describe("the REPL on a terminal", function()
     t:wait_for("<task") -- the prompt is back: what is typed now is edited
     t:type('half = "typed')
     t:wait_for("tick 4")
+    t:wait_until("the line redrawn below the ticks", function(s)
+      return s:find('tick 4\n> half = "typed\n*$')
+    end)
     local lines = t:lines()
     assert.equals('> half = "typed', lines[#lines])
     for _, l in ipairs(lines) do
@@ -145,8 +164,8 @@ describe("the REPL on a terminal", function()
   end)
 
   it("cancels the running line on Ctrl-C and runs its cleanup", function()
-    t:line('print("started") local ok, e = pcall(aio.sleep, 30) ' ..
-      'print("cleanup ran", e) aio.sleep(30)')
+    t:line('print("start" .. "ed") local ok, e = pcall(aio.sleep, 30) ' ..
+      'print("cleanup " .. "ran", e) aio.sleep(30)')
     t:wait_for("started")
     t:key("C-c")
     t:wait_for("cleanup ran")
@@ -161,7 +180,7 @@ describe("the REPL on a terminal", function()
     t:key("C-c")
     t:wait_for("^C")
     t:line("3 * 3")
-    t:wait_for("\n9\n")
+    t:wait_for("\n9\n>") -- the result and the prompt after it
     local lines = t:lines()
     assert.equals("> 3 * 3", lines[#lines - 2])
   end)
@@ -174,7 +193,7 @@ describe("the REPL on a terminal", function()
     t:line("task = aio.spawn(function() end)")
     t:type("task:aw")
     t:key("Tab")
-    t:wait_for("> task:await")
+    t:wait_for("> task:await(") -- a method opens its arguments
     t:key("C-u")
     t:type("coll")
     t:key("Tab")
@@ -187,6 +206,19 @@ describe("the REPL on a terminal", function()
     t:wait_for("stack traceback")
     t:line("2 + 3")
     t:wait_for("\n5\n")
+  end)
+
+  it("shows _PROMPT and _PROMPT2 when they are set (issue 12, item 7)",
+    function()
+    t:line('_PROMPT = "my" .. "prompt> "')
+    t:wait_for("\nmyprompt>")
+    t:line('_PROMPT2 = "more" .. "... "')
+    t:line("function f()")
+    t:wait_for("\nmore...")
+    t:line("end")
+    t:line("_PROMPT = nil")
+    t:line('"back to" .. " the default"')
+    t:wait_for("back to the default\n>")
   end)
 
   it("cancels the tasks still running at Ctrl-D, saying how many", function()
@@ -279,6 +311,27 @@ describe("the REPL on a pipe", function()
       'print("cleaned") end)\n')
     assert.matches("cancelling 1 task", out)
     assert.matches("cleaned", out)
+  end)
+
+  it("prints results with the global print, as lua.c (issue 12, item 7)",
+    function()
+    assert.equals("mine 2 x\n", pipe("print = function(...) " ..
+      "io.write('mine ', select('#', ...), ' ', (...), '\\n') end\n" ..
+      "'x', 2\n"))
+    local out = pipe("print = nil\n1\n'still here'\n")
+    assert.matches("error calling 'print'", out)
+  end)
+
+  it("takes =expr on a first line (issue 12, item 7)", function()
+    assert.equals("2\n", pipe("=1 + 1\n"))
+  end)
+
+  it("starts an error message with the program's name (issue 12, item 7)",
+    function()
+    local out = pipe('error("bad")\nx = = 1\n')
+    assert.truthy(out:find(LUAIO .. ": stdin:1: bad", 1, true), out)
+    assert.truthy(out:find(LUAIO .. ": stdin:1: unexpected symbol", 1, true),
+      out)
   end)
 
   it("runs stdin as a script without -i", function()
