@@ -447,6 +447,14 @@ static void *thread_main(void *arg) {
       w->main = NULL;
       outcome = w->outcome;
       w->outcome = NULL;
+      if (outcome == NULL && t->end == END_CANCELLED) { /* before it ran */
+        lua_pushboolean(L, 0);
+        luaio__error_push(L, "CancelledError",
+                          "the worker was cancelled before it started");
+        lua_pushliteral(L, "");
+        outcome = try_encode(L, 3, "error", 0);
+        lua_settop(L, 0);
+      }
     } else { /* it did not start: the error as the outcome */
       lua_pushboolean(L, 0);
       lua_insert(L, -2);
@@ -732,20 +740,33 @@ static int join_abandon(task *t, int woken) {
 
 static const waitops join_ops = {"worker join", join_abandon, NULL};
 
-static int k_join(lua_State *L, int status, lua_KContext ctx) {
+static int k_join_or_close(lua_State *L, int closing) {
   wbox *b = lua_touserdata(L, 1);
   luaio *h = luaio__host(L);
   msg *m;
-  (void)status;
   luaio__resumed(L, h->current);
   m = lua_touserdata(L, -1);
   lua_settop(L, 1);
-  if (!b->settled) settle(L, b, m);
-  else luaio__msg_free(m);
-  if (ctx) return 0; /* __close */
+  if (!b->settled)
+    settle(L, b, m);
+  else
+    luaio__msg_free(m);
+  if (closing) return 0;
   check_cancelled(L, h);
   lua_getiuservalue(L, 1, 1);
   return outcome_results(L, -1, "the worker");
+}
+
+static int k_join(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return k_join_or_close(L, 0);
+}
+
+static int k_close(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return k_join_or_close(L, 1);
 }
 
 static int join(lua_State *L, int closing) {
@@ -756,8 +777,8 @@ static int join(lua_State *L, int closing) {
     if (b->w == NULL) return luaL_error(L, "attempt to use a closed worker");
     if (closing) request_cancel(b->w);
     if (h->current == NULL && closing) return 0;
-    luaio__channel_wait_recv(L, h, b->w->done, &join_ops, k_join);
-    return 0; /* not reached */
+    return luaio__channel_wait_recv(L, h, b->w->done, &join_ops,
+                                    closing ? k_close : k_join);
   }
   if (closing) return 0;
   lua_getiuservalue(L, 1, 1);
