@@ -4,6 +4,7 @@ local aio = require "luaio"
 local S = require "support"
 local run = S.run
 
+-- The threads of this process (nil without /proc).
 local function nthreads()
   local f = io.open("/proc/self/status")
   if not f then return nil end
@@ -11,7 +12,7 @@ local function nthreads()
   f:close()
   return tonumber(n)
 end
-local _ = threads
+
 
 describe("aio.to_thread", function()
   it("has a pool of a size set before its first use", function()
