@@ -98,7 +98,7 @@ describe("aio.to_thread", function()
     end)
   end)
 
-  it("stops a pure Lua loop before the grace, and the pool still works",
+  it("stops a pure Lua loop before the grace, and the pool still works #spin",
      function()
     run(function()
       local t = aio.spawn(aio.to_thread, function()
