@@ -13,10 +13,12 @@
 ** connection at hand (EMFILE drops it), and the server keeps listening.
 */
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -491,6 +493,26 @@ static void server_opts(lua_State *L, int idx, server *v, int *backlog) {
   lua_pop(L, 2);
 }
 
+/* opts.reuse_port at idx: the socket gets SO_REUSEPORT before it binds,
+   so several hosts (workers) may listen on one port and the kernel
+   spreads the connections among them. */
+static int reuse_port(lua_State *L, int idx, server *v, int family) {
+  int fd, on = 1, err;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  lua_getfield(L, idx, "reuse_port");
+  on = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!on) return 0;
+  if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+    return uv_translate_sys_error(errno);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    err = uv_translate_sys_error(errno);
+  else
+    err = uv_tcp_open(&v->u.tcp, fd);
+  if (err != 0) close(fd);
+  return err;
+}
+
 /* Push the server's userdata (handler at index hidx) and start its
    acceptor task. */
 static void push_server(lua_State *L, server *v, int hidx) {
@@ -530,7 +552,8 @@ static int k_resolved_listen(lua_State *L, int status, lua_KContext ctx) {
       break;
     }
     server_opts(L, 4, v, &backlog);
-    err = uv_tcp_bind(&v->u.tcp, op->cur->ai_addr, 0);
+    err = reuse_port(L, 4, v, op->cur->ai_family);
+    if (err == 0) err = uv_tcp_bind(&v->u.tcp, op->cur->ai_addr, 0);
     if (err == 0) err = uv_listen(&v->u.stream, backlog, on_connection);
     if (err == 0)
       err = uv_tcp_getsockname(&v->u.tcp, (struct sockaddr *)&ss, &len);

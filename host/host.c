@@ -277,6 +277,7 @@ luaio *luaio_new(const luaio_config *cfg) {
   h->owns_state = cfg->L == NULL;
   h->on_error = cfg->on_error;
   h->ud = cfg->ud;
+  h->on_worker = cfg->on_worker;
   attach(h, L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_luaio);

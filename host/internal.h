@@ -180,6 +180,7 @@ struct luaio {
   double budget_end; /* luaio_step: stop draining after this */
   void (*on_error)(luaio *h, const char *message, void *ud);
   void *ud;
+  void (*on_worker)(luaio *worker, void *ud); /* luaio_config's */
   resource *resources; /* what bindings hold open */
   void *slots;         /* future.c: unsettled futures */
   uint32_t nslots, free_slot, next_gen;
@@ -301,6 +302,7 @@ void luaio__run_signal_stop(luaio *h);
 void luaio__json_open(lua_State *L, luaio *h);    /* bindings/json.c */
 void luaio__udp_open(lua_State *L, luaio *h);     /* bindings/udp.c */
 void luaio__dns_open(lua_State *L, luaio *h);     /* bindings/dns.c */
+void luaio__worker_open(lua_State *L, luaio *h);  /* bindings/worker.c */
 
 int luaio__stdio_index(lua_State *L); /* bindings/tty.c */
 

@@ -26,6 +26,10 @@ typedef struct luaio_config {
   /* an uncaught task error, traceback included;
      NULL: written to stderr                          */
   void *ud;
+  void (*on_worker)(luaio *worker, void *ud);
+  /* run on the thread of every new worker host (aio.worker, aio.to_thread
+     …) before any of its code, to preload the embedder's modules; workers
+     inherit it and ud.  NULL: none */
 } luaio_config;
 
 void luaio_config_init(luaio_config *cfg);

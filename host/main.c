@@ -427,6 +427,8 @@ int main(int argc, char **argv) {
   int status;
   memset(&a, 0, sizeof a);
   if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
+  /* Every worker host shares libuv's one thread pool (4 by default). */
+  setenv("UV_THREADPOOL_SIZE", "16", 0); /* unless set */
 #ifdef LUAIO_MIMALLOC
   /* Tasks are small objects made by the hundred thousand: in 2 MiB pages
      they cost a page fault per 2 MiB instead of per 4 KiB, the larger

@@ -152,7 +152,8 @@ static const luaL_Reg *const all_funcs[] = {funcs,
 
 static void (*const openers[])(lua_State *L, luaio *h) = {
     luaio__net_open,  luaio__fs_open,  luaio__process_open, luaio__signal_open,
-    luaio__json_open, luaio__udp_open, luaio__dns_open,     NULL};
+    luaio__json_open, luaio__udp_open, luaio__dns_open,     luaio__worker_open,
+    NULL};
 
 /* __index of the module table: aio.stdin, aio.stdout, aio.stderr
    (tty.c), and aio.http, aio.pg … , the embedded Lua modules luaio.http,
