@@ -472,6 +472,20 @@ static void run_many(sqlconn *c, sqljob *j) {
     sqlite3_finalize(st);
 }
 
+/* The backstop of sqlite3_interrupt: an interrupt that comes before the
+   statement starts is forgotten when it starts, so the running statement
+   also asks every PROGRESS_OPS instructions whether its job was
+   cancelled. */
+#define PROGRESS_OPS 1000
+static int on_progress(void *arg) {
+  sqlconn *c = arg;
+  int stop;
+  uv_mutex_lock(&c->mu);
+  stop = c->quit || (c->running != NULL && c->running->cancelled);
+  uv_mutex_unlock(&c->mu);
+  return stop;
+}
+
 static void close_db(sqlconn *c) {
   int i;
   for (i = 0; i < c->ncache; i++) {
@@ -496,6 +510,7 @@ static void run_job(sqlconn *c, sqljob *j) {
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, j->busy_ms);
+    sqlite3_progress_handler(db, PROGRESS_OPS, on_progress, c);
     uv_mutex_lock(&c->mu);
     c->db = db;
     uv_mutex_unlock(&c->mu);
@@ -547,13 +562,19 @@ static void update_ref(sqlconn *c) {
     uv_unref((uv_handle_t *)&c->async);
 }
 
+/* The thread is joined, the handle closed and the userdata collected;
+   a task woken by the last jobs may lock the mutex until then. */
+static void free_conn(sqlconn *c) {
+  uv_mutex_destroy(&c->mu);
+  uv_cond_destroy(&c->cond);
+  free(c->path);
+  free(c);
+}
+
 static void on_close(uv_handle_t *handle) {
   sqlconn *c = handle->data;
   c->closed = 1;
-  if (c->collected) {
-    free(c->path);
-    free(c);
-  }
+  if (c->collected) free_conn(c);
 }
 
 /* The thread has ended: join it and close the handle. */
@@ -561,8 +582,6 @@ static void finish_close(sqlconn *c) {
   if (c->joined) return;
   c->joined = 1;
   if (c->thread_ok) uv_thread_join(&c->thread);
-  uv_mutex_destroy(&c->mu);
-  uv_cond_destroy(&c->cond);
   luaio__res_remove(c->h, &c->res);
   uv_close((uv_handle_t *)&c->async, on_close);
 }
@@ -1003,10 +1022,7 @@ static int sqlite_gc(lua_State *L) {
   *p = NULL;
   if (!c->closing) submit_close(c, NULL);
   c->collected = 1;
-  if (c->closed) {
-    free(c->path);
-    free(c);
-  }
+  if (c->closed) free_conn(c);
   return 0;
 }
 
