@@ -139,7 +139,10 @@ static int buf_add(sqlbuf *b, const void *data, size_t n, size_t *off) {
 
 enum { J_OPEN, J_QUERY, J_MANY, J_CLOSE };
 enum { Q_QUEUED, Q_RUNNING, Q_BATCH, Q_DONE };
-enum { M_EXEC, M_ALL, M_ROW, M_VALUE }; /* what a query returns */
+/* What a query returns; M_UNDO is M_EXEC skipped when no transaction is
+   open (the ROLLBACK after an interrupted write, which SQLite has rolled
+   back already: checked on the thread, after every job before it). */
+enum { M_EXEC, M_ALL, M_ROW, M_VALUE, M_UNDO };
 
 struct sqlconn;
 
@@ -392,6 +395,10 @@ static int start_rows(sqljob *j, sqlite3_stmt *st) {
 
 static void run_query(sqlconn *c, sqljob *j) {
   const char *sql = j->sql, *end = j->sql + j->sqllen, *tail;
+  if (j->mode == M_UNDO) {
+    if (sqlite3_get_autocommit(c->db)) return;
+    j->mode = M_EXEC;
+  }
   while (sql < end && j->rc == SQLITE_OK) {
     sqlite3_stmt *st = NULL;
     int cached, rc, last, want;
@@ -912,7 +919,7 @@ static int sqlite_query(lua_State *L) {
   sqljob *j;
   task *t;
   luaL_checkstring(L, 3);
-  luaL_argcheck(L, mode >= M_EXEC && mode <= M_VALUE, 2, "bad mode");
+  luaL_argcheck(L, mode >= M_EXEC && mode <= M_UNDO, 2, "bad mode");
   t = luaio__enter_wait(L, c->h);
   j = new_job(L, c, J_QUERY);
   j->mode = (int)mode;

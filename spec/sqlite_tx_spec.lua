@@ -82,18 +82,46 @@ describe("aio.sqlite transactions", function()
       local c <close> = aio.sqlite.open(":memory:")
       c:execute("CREATE TABLE t(v)")
       c:execute("INSERT INTO t VALUES (0)")
+      local writing = false
       local t = aio.spawn(function()
         local tx <close> = c:transaction()
         c:execute("INSERT INTO t VALUES (1)")
+        writing = true
         c:execute(ENDLESS_WRITE)
       end)
-      S.wait_until(function() return tostring(c):find("running") end)
+      S.wait_until(function()
+        return writing and tostring(c):find("running")
+      end)
       t:cancel()
       S.assert_cancelled(t)
       assert.is_false(c:in_transaction())
       assert.equal(1, count(c))
       c:execute("INSERT INTO t VALUES (2)")
       assert.equal(2, count(c))
+    end)
+  end)
+
+  it("a cancellation at any statement of a transaction rolls it back "
+     .. "cleanly", function()
+    run(function()
+      local c <close> = aio.sqlite.open(":memory:")
+      c:execute("CREATE TABLE t(v)")
+      for step = 0, 6 do
+        local t = aio.spawn(function()
+          local tx <close> = c:transaction()
+          c:execute("INSERT INTO t VALUES (1)")
+          do
+            local sp <close> = c:transaction()
+            c:execute("INSERT INTO t VALUES (2)")
+          end
+          c:execute(ENDLESS_WRITE)
+        end)
+        for _ = 1, step do aio.sleep(0) end
+        t:cancel()
+        S.assert_cancelled(t)
+        assert.is_false(c:in_transaction())
+        assert.equal(0, count(c))
+      end
     end)
   end)
 

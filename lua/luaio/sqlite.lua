@@ -12,7 +12,7 @@ local M = {version = C.version}
 local Conn = {}
 local conn_mt = {__index = Conn, __name = "luaio.sqlite.Connection"}
 
-local EXEC, ALL, ROW, VALUE = 0, 1, 2, 3
+local EXEC, ALL, ROW, VALUE, UNDO = 0, 1, 2, 3, 4
 local OPEN_KNOWN = {readonly = true, busy_timeout = true}
 
 local function c_of(self)
@@ -87,10 +87,15 @@ end
 
 -- The transaction guard's SQL (db.transaction).  An interrupted statement
 -- inside BEGIN makes SQLite roll the whole transaction back itself: the
--- rollback checks for that (sqlite3_get_autocommit) before ROLLBACK.  It
+-- rollback checks for that (sqlite3_get_autocommit, on the connection's
+-- thread, after the interrupted job) before ROLLBACK.  It
 -- runs shielded, so a cancellation that leaves the block still rolls back.
-local function run(conn, sql)
-  local ok, e = aio.shield(pcall, Conn.execute, conn, sql)
+local function exec(conn, mode, sql)
+  return check(c_of(conn):_query(mode, sql))
+end
+
+local function run(conn, sql, mode)
+  local ok, e = aio.shield(pcall, exec, conn, mode or EXEC, sql)
   if not ok then error(e, 0) end
 end
 
@@ -110,12 +115,12 @@ function ops.commit(conn, depth)
   end
 end
 function ops.rollback(conn, depth)
-  local c = conn._c
-  if c == nil or c:_autocommit() then return end -- already rolled back
+  if conn._c == nil then return end -- closed: SQLite rolled back
   if depth == 1 then
-    run(conn, "ROLLBACK")
+    run(conn, "ROLLBACK", UNDO)
   else
-    run(conn, "ROLLBACK TO luaio_" .. depth .. "; RELEASE luaio_" .. depth)
+    run(conn, "ROLLBACK TO luaio_" .. depth .. "; RELEASE luaio_" .. depth,
+        UNDO)
   end
 end
 
