@@ -805,12 +805,14 @@ static int job_result(lua_State *L, sqljob *j) {
 }
 
 static int k_query(lua_State *L, int status, lua_KContext ctx) {
-  sqljob *j = (sqljob *)ctx;
-  sqlconn *c = j->conn;
   task *t = luaio__host(L)->current;
+  sqljob *j;
+  sqlconn *c;
   int state;
   (void)status;
-  luaio__resumed(L, t);
+  luaio__resumed(L, t); /* cancelled: the job may be gone already */
+  j = (sqljob *)ctx;
+  c = j->conn;
   uv_mutex_lock(&c->mu);
   state = j->state;
   uv_mutex_unlock(&c->mu);
@@ -1053,10 +1055,12 @@ static int sqlite_tostring(lua_State *L) {
 }
 
 static int k_open(lua_State *L, int status, lua_KContext ctx) {
-  sqljob *j = (sqljob *)ctx;
-  sqlconn *c = j->conn;
+  sqljob *j;
+  sqlconn *c;
   (void)status;
   luaio__resumed(L, luaio__host(L)->current);
+  j = (sqljob *)ctx;
+  c = j->conn;
   if (j->rc != SQLITE_OK) {
     lua_pushnil(L);
     lua_pushstring(L, j->errmsg ? j->errmsg : sqlite3_errstr(j->rc));

@@ -100,11 +100,13 @@ local function run(conn, sql, mode)
 end
 
 local ops = {}
+-- BEGIN runs shielded too: once it ran, the guard must exist to undo it
+-- (a cancellation is then delivered at the block's next wait).
 function ops.begin(conn, depth)
   if depth == 1 then
-    conn:execute(conn._tx_mode and ("BEGIN " .. conn._tx_mode) or "BEGIN")
+    run(conn, conn._tx_mode and ("BEGIN " .. conn._tx_mode) or "BEGIN")
   else
-    conn:execute("SAVEPOINT luaio_" .. depth)
+    run(conn, "SAVEPOINT luaio_" .. depth)
   end
 end
 function ops.commit(conn, depth)
