@@ -63,7 +63,7 @@ struct rconn {
   int events;     /* what hiredis wants */
   int polling;    /* what the poll watches */
   unsigned char has_poll, poll_closed, timer_closed, collected, paused;
-  unsigned char connected, subscribed, closing;
+  unsigned char connected, subscribed, closing, user_closed;
   char *err;      /* why the connection ended */
   uint64_t reply_ms; /* the watchdog; 0: none */
   size_t owed;    /* replies owed to commands */
@@ -481,7 +481,7 @@ static int redis_next(lua_State *L) {
   if (rc->head != NULL) return pop_message(L, rc);
   if (rc->ac == NULL || rc->closing) {
     const char *msg;
-    if (rc->err == NULL) return 0;
+    if (rc->err == NULL || rc->user_closed) return 0;
     msg = rc->err;
     push_error(L, "ConnectionError", msg, strlen(msg));
     return lua_error(L);
@@ -620,7 +620,10 @@ static int redis_alive(lua_State *L) {
    harmless */
 static int redis_close(lua_State *L) {
   rconn *rc = *(rconn **)luaL_checkudata(L, 1, "luaio.redis");
-  if (rc != NULL) drop(rc, "connection closed");
+  if (rc != NULL) {
+    if (rc->ac != NULL) rc->user_closed = 1;
+    drop(rc, "connection closed");
+  }
   return 0;
 }
 

@@ -20,7 +20,7 @@ end
 function M.socket() return M.dir .. "/r.sock" end
 
 -- A key prefix no other run uses.
-math.randomseed(os.time(), os.clock() * 1e6)
+math.randomseed(os.time(), math.floor(os.clock() * 1e6))
 M.prefix = ("luaio:%d:%d:"):format(os.time(), math.random(1, 1e9))
 function M.key(name) return M.prefix .. name end
 
