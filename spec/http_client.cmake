@@ -23,3 +23,23 @@ if(PYTHON3 AND OPENSSL)
     endforeach()
   endforeach()
 endif()
+
+# Shutdown with transfers in flight: nothing leaks, nothing freed is used.
+if(PYTHON3 AND OPENSSL)
+  set(http_leak_ok "5 requests, leaving transfers in flight")
+  add_test(NAME host:http_client_leak COMMAND $<TARGET_FILE:luaio>
+    ${CMAKE_SOURCE_DIR}/spec/leak/http_client.lua)
+  set(http_leak_tests host:http_client_leak)
+  if(VALGRIND)
+    add_test(NAME valgrind:http_client_leak COMMAND ${VALGRIND}
+      --error-exitcode=3 --soname-synonyms=somalloc=libmimalloc.so*
+      --leak-check=full --errors-for-leak-kinds=definite,indirect
+      $<TARGET_FILE:luaio> ${CMAKE_SOURCE_DIR}/spec/leak/http_client.lua)
+    list(APPEND http_leak_tests valgrind:http_client_leak)
+  endif()
+  set_tests_properties(${http_leak_tests} PROPERTIES
+    FIXTURES_REQUIRED http_peer
+    ENVIRONMENT "LUAIO_HTTP_PEER=${http_dir}"
+    PASS_REGULAR_EXPRESSION "${http_leak_ok}"
+    FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error|ERROR SUMMARY: [1-9]|definitely lost: [1-9]|indirectly lost: [1-9]")
+endif()
