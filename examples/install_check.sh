@@ -17,7 +17,7 @@ cc -o "$prefix/tool-shared" "$src/examples/tool.c" \
   $(pkg-config --cflags --libs luaio)
 cc -o "$prefix/tool-static" "$src/examples/tool.c" \
   $(pkg-config --cflags luaio) "$prefix/lib/libluaio.a" \
-  -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm
+  $(pkg-config --static --libs luaio | sed 's/-lluaio / /')
 printf 'print(checksum("%s"):await())\n' "$src/LICENSE" > "$prefix/s.lua"
 a=$(LD_LIBRARY_PATH="$prefix/lib" "$prefix/tool-shared" "$prefix/s.lua")
 b=$("$prefix/tool-static" "$prefix/s.lua")
