@@ -63,6 +63,22 @@ describe("aio.http requests", function()
     end)
   end)
 
+  it("a header set to false is not sent; a request's header wins", function()
+    run(function()
+      local s <close> = http.client{base_url = BASE .. "/echo/",
+                                    headers = {["X-A"] = "s", ["X-B"] = "s"}}
+      local e = assert(s:get("sub", {headers = {["user-agent"] = false,
+        ["x-a"] = "r", Accept = false}})):json()
+      assert.equal("/echo/sub", e.path)
+      assert.is_nil(e.headers["user-agent"])
+      assert.is_nil(e.headers.accept)
+      assert.equal("r", e.headers["x-a"])
+      assert.equal("s", e.headers["x-b"])
+      e = assert(s:get("/echo")):json()
+      assert.equal("/echo", e.path)
+    end)
+  end)
+
   it("HEAD has no body", function()
     run(function()
       local r = assert(http.head(url("/bytes?n=10")))
