@@ -329,30 +329,34 @@ local function request(s, opts)
   local follow = opts.follow_redirects
   if follow == nil then follow = s.follow_redirects end
   local max_redirects = opts.max_redirects or s.max_redirects or 10
-  local auth_origin = authority(url)
+  local origin = url
   local redirects = 0
   while true do
-    local merged_hdrs = {}
-    for k, v in pairs(hdrs) do merged_hdrs[k] = v end
-    if user then
-      for k, v in pairs(user) do merged_hdrs[k] = v end
-    end
-    local dropped = {}
-    if authority(url) ~= auth_origin then
-      -- left the host: no credentials to another one
-      for k in pairs(merged_hdrs) do
-        if type(k) == "string" and k:lower() == "authorization" then
-          dropped[k] = true
+    local lines
+    if redirects == 0 and user == nil and next(hdrs) == nil then
+      lines = s._lines -- the session's own headers, made once
+      if lines == nil then
+        lines = header_lines(s.headers, nil)
+        s._lines = lines
+      end
+    else
+      local merged_hdrs = {}
+      for k, v in pairs(hdrs) do merged_hdrs[k] = v end
+      if user then
+        for k, v in pairs(user) do merged_hdrs[k] = v end
+      end
+      if redirects > 0 and authority(url) ~= authority(origin) then
+        -- left the host: no credentials to another one
+        for _, ht in ipairs {s.headers or {}, merged_hdrs} do
+          for k in pairs(ht) do
+            if type(k) == "string" and k:lower() == "authorization" then
+              merged_hdrs[k] = false
+            end
+          end
         end
       end
-      for k in pairs(s.headers or {}) do
-        if type(k) == "string" and k:lower() == "authorization" then
-          merged_hdrs[k] = false
-        end
-      end
-      for k in pairs(dropped) do merged_hdrs[k] = false end
+      lines = header_lines(s.headers, merged_hdrs)
     end
-    local lines = header_lines(s.headers, merged_hdrs)
     t.url, t.method, t.headers = url, method, lines
     t.body, t.upload = body, body_fn ~= nil
     local r, msg, code = transfer(s._m, t, body_fn, t.stream)
