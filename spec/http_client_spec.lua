@@ -301,6 +301,20 @@ describe("aio.http TLS", function()
   end)
 end)
 
+describe("aio.http proxies", function()
+  it("sends the request through proxy (the test server forwards)", function()
+    run(function()
+      local e = assert(http.get("http://example.invalid/echo?x=1",
+                                {proxy = BASE})):json()
+      assert.equal("/echo", e.path)
+      assert.equal("example.invalid", e.headers.host)
+      local s <close> = http.client{proxy = BASE}
+      e = assert(s:get("http://other.invalid/echo")):json()
+      assert.equal("other.invalid", e.headers.host)
+    end)
+  end)
+end)
+
 describe("aio.http sessions", function()
   it("reuse connections, with base_url and default headers", function()
     run(function()
