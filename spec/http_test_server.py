@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 
-seen = set()  # client (host, port) of each request: connection reuse
+seen = {}  # X-Key header -> client (host, port)s: connection reuse
 seen_lock = threading.Lock()
 
 
@@ -68,8 +68,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         parts = url.path.strip("/").split("/")
-        with seen_lock:
-            seen.add(self.client_address)
+        key = self.headers.get("X-Key")
+        if key:
+            with seen_lock:
+                seen.setdefault(key, set()).add(self.client_address)
         body, was_chunked = self.read_body()
         head = parts[0]
         if head == "echo":
@@ -124,11 +126,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                       [("Content-Encoding", "gzip")])
         elif head == "repeat":
             self.send(200, b"x", headers=[("X-Multi", "a"), ("X-Multi", "b")])
-        elif head == "conns":
+        elif head == "conns":  # connections seen for ?key=
             with seen_lock:
-                n = len(seen)
-                if "reset" in q:
-                    seen.clear()
+                n = len(seen.get(q.get("key"), ()))
             self.send(200, str(n).encode())
         elif head == "garbage":
             self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
