@@ -122,6 +122,16 @@ local function send(srv, c, stream, req, res)
   if type(body) ~= "function" then
     error("response body must be a string or a function", 0)
   end
+  if math.type(res.length) == "integer" then -- a known length: no chunks
+    if not stream:write(c:head(status, headers, res.length, close)) then
+      return false
+    end
+    if head_only then return not close end
+    for piece in body do
+      if #piece > 0 and not stream:write(piece) then return false end
+    end
+    return not close
+  end
   if head_only then
     return stream:write(c:head(status, headers, nil, close)) ~= nil
       and not close
