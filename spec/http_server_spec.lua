@@ -238,6 +238,16 @@ describe("aio.http.serve", function()
     end)
   end)
 
+  it("writes one access log line per request when asked", function()
+    local lines = {}
+    with_server(function(req) return {status = 201, body = req.path} end,
+      function(port)
+        get(port, "/a?b=1")
+        get(port, "/c")
+      end, {access_log = function(l) lines[#lines + 1] = l end})
+    assert.same({"GET /a?b=1 HTTP/1.1 201\n", "GET /c HTTP/1.1 201\n"}, lines)
+  end)
+
   it("rejects unknown options", function()
     run(function()
       assert.has_error(function() aio.http.serve(function() end, {prot = 1}) end)

@@ -187,6 +187,14 @@ local function respond(srv, c, stream, req)
     return false
   end
   local sent, keep = pcall(send, srv, c, stream, req, res)
+  if srv.access_log then
+    local st = type(res) == "table" and (res.status or 200) or
+               (type(res) == "string" and 200 or 204)
+    local line = ("%s %s HTTP/%s %d\n"):format(req.method, req.target,
+                                               req.version, sent and st or 500)
+    if srv.access_log == true then io.stderr:write(line)
+    else pcall(srv.access_log, line) end
+  end
   if not sent then
     if is_cancel(keep) then error(keep, 0) end
     log_error(srv, req, tostring(keep))
@@ -240,6 +248,7 @@ function M.serve(handler, opts)
   end
   local srv = setmetatable({
     handler = fn, conns = {}, closing = false, log = opts.log,
+    access_log = opts.access_log,
     limits = {max_body_size = opts.max_body_size,
               header_timeout = opts.header_timeout,
               keepalive_timeout = opts.keepalive_timeout,
