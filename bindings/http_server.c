@@ -311,7 +311,8 @@ static void on_deadline(tnode *n) {
   conn *c = container_of(n, conn, timer);
   task *t = c->waiter;
   stream *s = c->sud->s;
-  if (t == NULL) return;
+  /* Woken already (bytes, the end, a close): the continuation sees it. */
+  if (t == NULL || t->w.list == NULL) return;
   c->waiter = NULL;
   c->timed_out = 1;
   luaio__list_remove(&t->w);
