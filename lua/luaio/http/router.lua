@@ -173,6 +173,16 @@ function App:static(prefix, dir, opts)
   return self
 end
 
+-- app:websocket(pattern, function(ws, req) ... end [, opts]): upgrades
+-- matching GET requests (opts.max_message_size, 1 MiB)
+function App:websocket(pattern, fn, opts)
+  if type(fn) ~= "function" then error("websocket handler must be a function", 2) end
+  local ws = require "luaio.http.websocket"
+  return self:route("GET", pattern, function(req)
+    return ws.upgrade(req, fn, opts)
+  end)
+end
+
 -- aio.http.app() -> app
 function M.app()
   return setmetatable({exact = {}, patterns = {}, middleware = {},

@@ -7,6 +7,7 @@
 local aio = require "luaio"
 local core = require "luaio._http_server"
 local router = require "luaio.http.router"
+local upgraded = require("luaio.http.websocket").UPGRADED
 
 local M = {}
 
@@ -186,6 +187,7 @@ local function respond(srv, c, stream, req)
     stream:write(c:response(500, TEXT, "Internal Server Error\n", true, false))
     return false
   end
+  if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
   if srv.access_log then
     local st = type(res) == "table" and (res.status or 200) or
