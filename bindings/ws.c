@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <wslay/wslay.h>
 
 #include "internal.h"
@@ -102,8 +103,18 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     wslay_event_queue_close(ctx, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0);
 }
 
+static int on_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                      void *ud) {
+  (void)ud;
+  if (RAND_bytes(buf, (int)len) != 1) {
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  return 0;
+}
+
 static const struct wslay_event_callbacks callbacks = {
-    on_recv, on_send, NULL, on_frame_start, NULL, NULL, on_msg};
+    on_recv, on_send, on_genmask, on_frame_start, NULL, NULL, on_msg};
 
 static ws *checkws(lua_State *L) {
   ws *w = luaL_checkudata(L, 1, "luaio.WsFraming");
@@ -220,16 +231,31 @@ static int ws_gc(lua_State *L) {
   return 0;
 }
 
-/* W.server([max_message_size]) -> framing */
-static int ws_server(lua_State *L) {
+static int new_framing(lua_State *L, int client) {
   lua_Integer max = luaL_optinteger(L, 1, 1024 * 1024);
   ws *w = lua_newuserdatauv(L, sizeof *w, 0);
   luaL_argcheck(L, max > 0, 1, "max_message_size must be positive");
   memset(w, 0, sizeof *w);
   luaL_setmetatable(L, "luaio.WsFraming");
-  if (wslay_event_context_server_init(&w->ctx, &callbacks, w) != 0)
+  if ((client ? wslay_event_context_client_init(&w->ctx, &callbacks, w)
+              : wslay_event_context_server_init(&w->ctx, &callbacks, w)) != 0)
     return luaL_error(L, "not enough memory");
   wslay_event_config_set_max_recv_msg_length(w->ctx, (uint64_t)max);
+  return 1;
+}
+
+/* W.server([max_message_size]) -> framing */
+static int ws_server(lua_State *L) { return new_framing(L, 0); }
+
+/* W.client([max_message_size]) -> framing */
+static int ws_client(lua_State *L) { return new_framing(L, 1); }
+
+/* W.new_key() -> a random Sec-WebSocket-Key */
+static int ws_new_key(lua_State *L) {
+  unsigned char raw[16], out[32];
+  if (RAND_bytes(raw, sizeof raw) != 1)
+    return luaL_error(L, "no random bytes");
+  lua_pushlstring(L, (char *)out, (size_t)EVP_EncodeBlock(out, raw, 16));
   return 1;
 }
 
@@ -256,7 +282,9 @@ static const luaL_Reg methods[] = {{"feed", ws_feed},   {"send", ws_send},
                                    {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-    {"server", ws_server}, {"accept_key", ws_accept_key}, {NULL, NULL}};
+    {"server", ws_server},         {"client", ws_client},
+    {"new_key", ws_new_key},       {"accept_key", ws_accept_key},
+    {NULL, NULL}};
 
 int luaopen_luaio__ws(lua_State *L) {
   if (luaL_newmetatable(L, "luaio.WsFraming")) {

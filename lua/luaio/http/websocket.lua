@@ -154,10 +154,53 @@ function M.upgrade(req, fn, opts)
   return UPGRADED
 end
 
--- aio.http.websocket(url [, opts]): the client is not written yet.
-function M.websocket()
-  return nil, "ENOTSUP: the WebSocket client is not implemented yet",
-         "ENOTSUP"
+-- aio.http.websocket(url [, opts]) -> socket | nil, msg, code
+-- opts: max_message_size (1 MiB), headers (extra handshake fields),
+-- timeout (of the connection and handshake, 30 s).  wss:// is not
+-- served yet (no TLS streams).
+function M.websocket(url, opts)
+  opts = opts or {}
+  local scheme, host, port, path = tostring(url):match(
+    "^(wss?)://([^/:]+):?(%d*)(.*)$")
+  if not scheme then error("bad argument #1 to 'websocket' (ws:// URL expected)", 2) end
+  if scheme == "wss" then
+    return nil, "ETLS: wss:// needs TLS streams, not available yet", "ETLS"
+  end
+  port = tonumber(port) or 80
+  if path == "" then path = "/" end
+  local ok, s, msg, code = pcall(aio.wait_for, function()
+    local s, msg, code = aio.open_connection(host, port)
+    if not s then return nil, msg, code end
+    local key = W.new_key()
+    local extra = {}
+    for k, v in pairs(opts.headers or {}) do
+      extra[#extra + 1] = ("%s: %s\r\n"):format(k, v)
+    end
+    local hostport = port == 80 and host or host .. ":" .. port
+    if not s:write(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n" ..
+        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n" ..
+        "Sec-WebSocket-Version: 13\r\n%s\r\n"):format(path, hostport, key,
+                                                    table.concat(extra))) then
+      s:close()
+      return nil, "EPROTO: the handshake could not be sent", "EPROTO"
+    end
+    local head = s:read_until("\r\n\r\n")
+    local status = head and tonumber(head:match("^HTTP/1%.1 (%d+)"))
+    local accept = head and head:lower():match("\r\nsec%-websocket%-accept:%s*([^\r]+)")
+    if status ~= 101 or accept ~= W.accept_key(key):lower() then
+      s:close()
+      return nil, ("EPROTO: the server refused the upgrade (%s)")
+                  :format(status or "no answer"), "EPROTO"
+    end
+    return new_socket(s, W.client(opts.max_message_size))
+  end, opts.timeout or 30)
+  if not ok then
+    if aio.is_error(s, "TimeoutError") then
+      return nil, "ETIMEDOUT: the WebSocket handshake timed out", "ETIMEDOUT"
+    end
+    error(s, 0)
+  end
+  return s, msg, code
 end
 
 return M
