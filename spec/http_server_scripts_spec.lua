@@ -21,3 +21,13 @@ describe("scripts/http_server.lua", function()
     assert.matches("shut down", out)
   end)
 end)
+
+describe("scripts/ws_echo.lua", function()
+  it("echoes text and binary over a WebSocket, then closes", function()
+    local p = assert(io.popen(interpreter() .. " scripts/ws_echo.lua 2>&1"))
+    local out = p:read("a")
+    assert.is_true(p:close(), out)
+    assert.equal("echoed: hello\nechoed: luaio\n" ..
+      "echoed: goodbye\nechoed 3 bytes as binary\nclosed with 1000\n", out)
+  end)
+end)
