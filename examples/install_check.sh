@@ -17,7 +17,8 @@ cc -o "$prefix/tool-shared" "$src/examples/tool.c" \
   $(pkg-config --cflags --libs luaio)
 cc -o "$prefix/tool-static" "$src/examples/tool.c" \
   $(pkg-config --cflags luaio) "$prefix/lib/libluaio.a" \
-  -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm
+  -llua5.4-cjson $(pkg-config --libs lua5.4 libuv) -lm \
+  $(sed -n 's/^Libs.private: *//p' "$PKG_CONFIG_PATH/luaio.pc")
 printf 'print(checksum("%s"):await())\n' "$src/LICENSE" > "$prefix/s.lua"
 a=$(LD_LIBRARY_PATH="$prefix/lib" "$prefix/tool-shared" "$prefix/s.lua")
 b=$("$prefix/tool-static" "$prefix/s.lua")
