@@ -266,6 +266,18 @@ describe("aio.http.serve", function()
     end)
   end)
 
+  it("answers Expect: 100-continue when the handler first reads", function()
+    with_server(function(req) return "got " .. req:body() end, function(port)
+      local s = assert(aio.open_connection("127.0.0.1", port))
+      assert(s:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n" ..
+                     "Expect: 100-continue\r\nConnection: close\r\n\r\n"))
+      assert.equal("HTTP/1.1 100 Continue\r\n\r\n", s:read_until("\r\n\r\n"))
+      assert(s:write("abc"))
+      assert.truthy(s:read_all():find("\r\n\r\ngot abc$"))
+      s:close()
+    end)
+  end)
+
   it("rejects unknown options", function()
     run(function()
       assert.has_error(function() aio.http.serve(function() end, {prot = 1}) end)
