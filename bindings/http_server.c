@@ -1,0 +1,883 @@
+/*
+** http_server.c: the HTTP/1.1 server's framing, luaio._http_server.
+**
+** A connection object reads a stream's buffered bytes in place with
+** http_parser and hands Lua one request head per call: the parser pauses
+** at the end of each head and of each message (pipelined requests stay
+** buffered until the next call), the callbacks only copy the target and
+** the fields into the object's own fixed buffer, and the head becomes one
+** Lua table when it is complete.  So a request costs one call from Lua,
+** not one per callback.
+**
+** Debian builds http_parser without HTTP_PARSER_STRICT, so the checks it
+** leaves out are made here: whitespace before a field's colon, exactly one
+** Host on HTTP/1.1, CRLF after chunk data, control bytes in the target,
+** the version, the transfer coding, and every size limit (counted in the
+** callbacks; http_parser_set_max_header_size is process-wide).
+**
+** Waiting: the reader links the task into the stream's own reader list,
+** exactly as stream:read does, and arms one timer node for the idle,
+** head or body deadline.
+*/
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <http_parser.h>
+
+#include "stream.h"
+
+#define HEAD_MAX (16 * 1024) /* request line and fields: 431 beyond */
+#define TARGET_MAX (8 * 1024) /* 414 beyond */
+#define FIELDS_MAX 100        /* 431 beyond */
+#define NS 1000000000.0
+
+enum { ST_IDLE, ST_HEAD, ST_BODY, ST_DONE, ST_UPGRADED, ST_FAILED };
+enum { P_NONE, P_HEAD, P_PIECE, P_DONE };
+
+typedef struct field {
+  uint32_t name, nlen, value, vlen;
+} field;
+
+typedef struct conn {
+  http_parser p;
+  luaio *h;
+  streamud *sud; /* the stream's userdata: user value 1 anchors it */
+  task *waiter;  /* the task waiting for bytes, for the timer */
+  tnode timer;
+  unsigned char state, paused, timed_out, stop, skipping, expect;
+  unsigned char bad_crlf, in_value;
+  int status; /* what a callback refused, as an HTTP status */
+  uint64_t max_body, body_bytes, chunk_left;
+  const char *feed_end; /* the end of the bytes being parsed */
+  int crlf_left;        /* of the CRLF after a chunk's data, still to see */
+  double idle_timeout, header_timeout, body_timeout;
+  uint64_t deadline; /* of the head in progress */
+  const char *piece; /* a body piece, in the stream's buffer */
+  size_t piece_len;
+  size_t head_bytes, hlen, url_len;
+  int nfields, hosts, te;
+  time_t date_at;
+  char date[40];
+  field fields[FIELDS_MAX];
+  char head[HEAD_MAX];
+} conn;
+
+/* The parser callbacks. */
+
+static int fail(conn *c, int status) {
+  if (c->status == 0) c->status = status;
+  return 1;
+}
+
+static int on_message_begin(http_parser *p) {
+  conn *c = p->data;
+  c->state = ST_HEAD;
+  c->hlen = c->url_len = 0;
+  c->nfields = c->hosts = 0;
+  c->te = -1;
+  c->in_value = 0;
+  c->expect = 0;
+  c->body_bytes = 0;
+  c->crlf_left = 0;
+  c->deadline = luaio__now() + (uint64_t)(c->header_timeout * NS);
+  return 0;
+}
+
+static int append(conn *c, const char *at, size_t len, int status) {
+  if (len > sizeof c->head - c->hlen) return fail(c, status);
+  memcpy(c->head + c->hlen, at, len);
+  c->hlen += len;
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+  conn *c = p->data;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)at[i];
+    if (ch <= 0x20 || ch == 0x7f) return fail(c, 400);
+  }
+  if (c->url_len + len > TARGET_MAX) return fail(c, 414);
+  c->url_len += len;
+  return append(c, at, len, 414);
+}
+
+/* A field's name and value are complete: note the ones checked later. */
+static void field_done(conn *c) {
+  field *f = &c->fields[c->nfields - 1];
+  const char *name = c->head + f->name;
+  if (f->nlen == 4 && memcmp(name, "host", 4) == 0)
+    c->hosts++;
+  else if (f->nlen == 17 && memcmp(name, "transfer-encoding", 17) == 0)
+    c->te = c->te == -1 ? c->nfields - 1 : -2;
+  else if (f->nlen == 6 && memcmp(name, "expect", 6) == 0 && f->vlen == 12 &&
+           strncasecmp(c->head + f->value, "100-continue", 12) == 0)
+    c->expect = 1;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  conn *c = p->data;
+  size_t i, start = c->hlen;
+  if (c->nfields == 0 || c->in_value) {
+    if (c->nfields > 0) field_done(c);
+    if (c->nfields == FIELDS_MAX) return fail(c, 431);
+    c->fields[c->nfields].name = (uint32_t)c->hlen;
+    c->fields[c->nfields].nlen = 0;
+    c->fields[c->nfields].vlen = 0;
+    c->fields[c->nfields].value = 0;
+    c->nfields++;
+    c->in_value = 0;
+  }
+  for (i = 0; i < len; i++)
+    if (at[i] == ' ' || at[i] == '\t') return fail(c, 400);
+  if (append(c, at, len, 431)) return 1;
+  for (i = start; i < c->hlen; i++)
+    c->head[i] = (char)tolower((unsigned char)c->head[i]);
+  c->fields[c->nfields - 1].nlen += (uint32_t)len;
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  conn *c = p->data;
+  field *f = &c->fields[c->nfields - 1];
+  if (!c->in_value) {
+    c->in_value = 1;
+    f->value = (uint32_t)c->hlen;
+  }
+  if (append(c, at, len, 431)) return 1;
+  f->vlen += (uint32_t)len;
+  return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+  conn *c = p->data;
+  if (c->nfields > 0) {
+    field *f = &c->fields[c->nfields - 1];
+    if (!c->in_value) f->value = (uint32_t)c->hlen;
+    field_done(c);
+  }
+  if (p->http_major != 1 || p->http_minor > 1) return fail(c, 505);
+  if (p->http_minor == 1 ? c->hosts != 1 : c->hosts > 1) return fail(c, 400);
+  if (c->te == -2) return fail(c, 501);
+  if (c->te >= 0) {
+    field *f = &c->fields[c->te];
+    const char *v = c->head + f->value;
+    size_t n = f->vlen;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+      n--;
+    if (n != 7 || strncasecmp(v, "chunked", 7) != 0) return fail(c, 501);
+  }
+  if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->max_body)
+    return fail(c, 413);
+  c->state = ST_BODY;
+  c->paused = P_HEAD;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static int on_chunk_header(http_parser *p) {
+  conn *c = p->data;
+  c->chunk_left = p->content_length;
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+  conn *c = p->data;
+  c->body_bytes += len;
+  if (c->body_bytes > c->max_body) return fail(c, 413);
+  if (p->flags & F_CHUNKED) {
+    c->chunk_left -= len < c->chunk_left ? len : c->chunk_left;
+    if (c->chunk_left == 0) { /* the chunk's data must end with CRLF */
+      const char *q = at + len;
+      int k;
+      for (k = 0; k < 2 && q + k < c->feed_end; k++)
+        if (q[k] != "\r\n"[k]) return fail(c, 400);
+      c->crlf_left = 2 - k; /* feed() checks the rest */
+    }
+  }
+  if (c->skipping) return 0;
+  c->piece = at;
+  c->piece_len = len;
+  c->paused = P_PIECE;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  conn *c = p->data;
+  c->state = p->upgrade ? ST_UPGRADED : ST_DONE;
+  c->paused = P_DONE;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+/* Feeding the buffered bytes. */
+
+static void consume(stream *s, size_t n) {
+  s->off += n;
+  s->len -= n;
+  s->scan = 0;
+  if (s->len == 0) s->off = 0;
+}
+
+/* The status for a parser error. */
+static int error_status(conn *c) {
+  enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
+  if (c->status) return c->status;
+  switch (e) {
+  case HPE_HEADER_OVERFLOW:
+    return 431;
+  case HPE_INVALID_VERSION:
+    return 505;
+  case HPE_INVALID_TRANSFER_ENCODING:
+    return 501;
+  default:
+    return 400;
+  }
+}
+
+/* Give the parser what is buffered (at least one byte).  Returns the
+   pause reason (P_NONE: all taken, more needed) or -1 with c->status set.
+   A body piece is left in c->piece and its bytes are consumed already:
+   push it before anything can touch the stream's buffer. */
+static int feed(conn *c, stream *s) {
+  const char *data = s->buf + s->off;
+  size_t len = s->len, n;
+  enum http_errno e;
+  int was_head = c->state == ST_IDLE || c->state == ST_HEAD;
+  size_t i;
+  c->paused = P_NONE;
+  c->piece_len = 0;
+  /* The end of a chunk's CRLF that the last bytes did not hold. */
+  for (i = 0; c->crlf_left > 0 && i < len; i++, c->crlf_left--)
+    if (data[i] != (c->crlf_left == 2 ? '\r' : '\n')) {
+      c->status = 400;
+      c->state = ST_FAILED;
+      return -1;
+    }
+  c->feed_end = data + len;
+  n = http_parser_execute(&c->p, &settings, data, len);
+  e = HTTP_PARSER_ERRNO(&c->p);
+  if (was_head) {
+    c->head_bytes += n;
+    if (c->head_bytes > HEAD_MAX && (c->state == ST_HEAD || c->paused == P_HEAD))
+      c->status = c->status ? c->status : 431;
+  }
+  if (c->paused == P_HEAD || c->paused == P_DONE) c->head_bytes = 0;
+  consume(s, n);
+  if (c->status || (e != HPE_OK && e != HPE_PAUSED)) {
+    c->status = error_status(c);
+    c->state = ST_FAILED;
+    return -1;
+  }
+  if (e == HPE_PAUSED) http_parser_pause(&c->p, 0);
+  return c->paused;
+}
+
+/* Waiting for bytes. */
+
+static int conn_abandon(task *t, int woken) {
+  conn *c = t->wobj;
+  luaio__timer_remove(c->h, &c->timer);
+  c->waiter = NULL;
+  if (!woken) {
+    stream *s = c->sud->s;
+    luaio__list_remove(&t->w);
+    if (s != NULL) {
+      s->want = 0;
+      luaio__stream_update(s);
+    }
+  }
+  return 1;
+}
+
+static const waitops conn_ops = {"http request", conn_abandon, NULL};
+
+static void on_deadline(tnode *n) {
+  conn *c = container_of(n, conn, timer);
+  task *t = c->waiter;
+  stream *s = c->sud->s;
+  /* Woken already (bytes, the end, a close): the continuation sees it. */
+  if (t == NULL || t->w.list == NULL) return;
+  c->waiter = NULL;
+  c->timed_out = 1;
+  luaio__list_remove(&t->w);
+  if (s != NULL) {
+    s->want = 0;
+    luaio__stream_update(s);
+  }
+  luaio__wake(t, NULL, 0);
+}
+
+/* Suspend until more bytes, the end, or the deadline (ns, 0: none). */
+static int wait_bytes(lua_State *L, conn *c, stream *s, uint64_t due,
+                      lua_KFunction k) {
+  task *t = luaio__enter_wait(L, c->h);
+  c->timed_out = 0;
+  s->want = s->len + 1;
+  luaio__stream_update(s);
+  luaio__list_push(&s->readers, &t->w);
+  c->waiter = t;
+  if (due) luaio__timer_add(c->h, &c->timer, due);
+  return luaio__wait(L, t, &conn_ops, c, 0, k);
+}
+
+/* After a wait: the timer is off and the task is no longer linked. */
+static void waited(lua_State *L, conn *c) {
+  luaio__timer_remove(c->h, &c->timer);
+  c->waiter = NULL;
+  luaio__resumed(L, c->h->current);
+}
+
+static conn *checkconn(lua_State *L) {
+  return luaL_checkudata(L, 1, "luaio.HttpConn");
+}
+
+static int check_reader(lua_State *L, stream *s) {
+  if (s->readers.n > 0)
+    return luaL_error(L, "another task is already reading this stream");
+  return 0;
+}
+
+/* Building the request. */
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  ch |= 0x20;
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  return -1;
+}
+
+/* Push s[0..n) percent-decoded (and '+' as a space when plus). */
+static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
+  luaL_Buffer b;
+  size_t i;
+  if (memchr(s, '%', n) == NULL && (!plus || memchr(s, '+', n) == NULL)) {
+    lua_pushlstring(L, s, n);
+    return;
+  }
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i++) {
+    int hi, lo;
+    if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+        (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+      luaL_addchar(&b, (char)(hi * 16 + lo));
+      i += 2;
+    } else if (plus && s[i] == '+')
+      luaL_addchar(&b, ' ');
+    else
+      luaL_addchar(&b, s[i]);
+  }
+  luaL_pushresult(&b);
+}
+
+/* H.decode(s [, plus]) -> s percent-decoded */
+static int http_decode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  push_decoded(L, s, n, lua_toboolean(L, 2));
+  return 1;
+}
+
+/* Push the request head as a table. */
+static void push_head(lua_State *L, conn *c) {
+  const char *url = c->head;
+  size_t ulen = c->url_len, plen;
+  const char *path = url, *q;
+  int i;
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, http_method_str((enum http_method)c->p.method));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, url, ulen);
+  lua_setfield(L, -2, "target");
+  if (ulen > 0 && url[0] != '/' && url[0] != '*') {
+    /* absolute-form: take the path after scheme://authority */
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, ulen, c->p.method == HTTP_CONNECT, &u) ==
+            0 &&
+        (u.field_set & (1 << UF_PATH))) {
+      path = url + u.field_data[UF_PATH].off;
+      ulen -= (size_t)(path - url);
+    } else {
+      path = "/";
+      ulen = 1;
+    }
+  }
+  q = memchr(path, '?', ulen);
+  plen = q != NULL ? (size_t)(q - path) : ulen;
+  lua_pushlstring(L, path, plen);
+  lua_setfield(L, -2, "raw_path");
+  push_decoded(L, path, plen, 0);
+  lua_setfield(L, -2, "path");
+  if (q != NULL)
+    lua_pushlstring(L, q + 1, ulen - plen - 1);
+  else
+    lua_pushliteral(L, "");
+  lua_setfield(L, -2, "query_string");
+  lua_pushstring(L, c->p.http_minor == 0 ? "1.0" : "1.1");
+  lua_setfield(L, -2, "version");
+  lua_pushboolean(L, http_should_keep_alive(&c->p));
+  lua_setfield(L, -2, "keep_alive");
+  if (c->p.upgrade) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "upgrade");
+  }
+  if (c->expect) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "expect_continue");
+  }
+  lua_createtable(L, 0, c->nfields);
+  for (i = 0; i < c->nfields; i++) {
+    field *f = &c->fields[i];
+    const char *v = c->head + f->value;
+    size_t vlen = f->vlen;
+    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+      vlen--;
+    lua_pushlstring(L, c->head + f->name, f->nlen);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) { /* repeated: join with ", " */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, vlen);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, vlen);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+}
+
+/* conn:next() and the body. */
+
+static uint64_t after(double s) {
+  return s > 0 ? luaio__now() + (uint64_t)(s * NS) : 0;
+}
+
+static int k_next(lua_State *L, int status, lua_KContext ctx);
+
+/* Skip what is left of a message, then parse the next head. */
+static int next_step(lua_State *L, conn *c) {
+  stream *s = c->sud->s;
+  for (;;) {
+    int r;
+    if (s == NULL || c->state == ST_FAILED || c->state == ST_UPGRADED)
+      return 0;
+    if (c->state == ST_DONE) {
+      if (!http_should_keep_alive(&c->p)) return 0;
+      c->state = ST_IDLE;
+      c->head_bytes = 0;
+    }
+    if (c->stop && c->state == ST_IDLE) return 0;
+    c->skipping = c->state == ST_BODY;
+    if (s->len > 0) {
+      r = feed(c, s);
+      if (r < 0) {
+        if (c->skipping) return 0; /* after an answer: just close */
+        lua_pushnil(L);
+        lua_pushinteger(L, c->status);
+        return 2;
+      }
+      if (r == P_HEAD) {
+        push_head(L, c);
+        /* a message without a body is complete at once */
+        if (!(c->p.flags & F_CHUNKED) &&
+            (!(c->p.flags & F_CONTENTLENGTH) || c->p.content_length == 0))
+          feed(c, s);
+        return 1;
+      }
+      continue;
+    }
+    if (s->rerr || s->eof) {
+      c->state = ST_FAILED;
+      return 0;
+    }
+    if (c->timed_out) {
+      c->timed_out = 0;
+      if (c->state == ST_IDLE || c->skipping) return 0;
+      c->state = ST_FAILED;
+      lua_pushnil(L);
+      lua_pushinteger(L, 408);
+      return 2;
+    }
+    return wait_bytes(L, c, s,
+                      c->state == ST_IDLE   ? after(c->idle_timeout)
+                      : c->state == ST_HEAD ? c->deadline
+                                            : after(c->body_timeout),
+                      k_next);
+  }
+}
+
+static int k_next(lua_State *L, int status, lua_KContext ctx) {
+  conn *c = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  waited(L, c);
+  return next_step(L, c);
+}
+
+/* conn:next() -> head | nil (the connection is over) | nil, status */
+static int conn_next(lua_State *L) {
+  conn *c = checkconn(L);
+  stream *s = c->sud->s;
+  lua_settop(L, 1);
+  if (s != NULL) check_reader(L, s);
+  c->timed_out = 0;
+  return next_step(L, c);
+}
+
+static int k_chunk(lua_State *L, int status, lua_KContext ctx);
+
+static int chunk_step(lua_State *L, conn *c) {
+  stream *s = c->sud->s;
+  for (;;) {
+    int r;
+    if (c->state != ST_BODY) {
+      if (c->state == ST_FAILED) {
+        lua_pushnil(L);
+        lua_pushinteger(L, c->status ? c->status : 400);
+        return 2;
+      }
+      return 0; /* the end of the body */
+    }
+    if (s == NULL) {
+      lua_pushnil(L);
+      lua_pushinteger(L, 400);
+      return 2;
+    }
+    if (s->len > 0) {
+      c->skipping = 0;
+      r = feed(c, s);
+      if (r == P_PIECE) {
+        lua_pushlstring(L, c->piece, c->piece_len);
+        return 1;
+      }
+      continue;
+    }
+    if (s->rerr || s->eof || c->timed_out) {
+      c->status = c->timed_out ? 408 : 400;
+      c->state = ST_FAILED;
+      c->timed_out = 0;
+      continue;
+    }
+    return wait_bytes(L, c, s, after(c->body_timeout), k_chunk);
+  }
+}
+
+static int k_chunk(lua_State *L, int status, lua_KContext ctx) {
+  conn *c = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  waited(L, c);
+  return chunk_step(L, c);
+}
+
+/* conn:chunk() -> data | nil (the end of the body) | nil, status */
+static int conn_chunk(lua_State *L) {
+  conn *c = checkconn(L);
+  stream *s = c->sud->s;
+  lua_settop(L, 1);
+  if (s != NULL) check_reader(L, s);
+  c->timed_out = 0;
+  return chunk_step(L, c);
+}
+
+/* conn:stop(): end the connection at its next idle moment; wakes it if it
+   waits for a request that has not begun */
+static int conn_stop(lua_State *L) {
+  conn *c = checkconn(L);
+  c->stop = 1;
+  if (c->waiter != NULL && c->state == ST_IDLE) {
+    c->timed_out = 1;
+    on_deadline(&c->timer);
+    luaio__timer_remove(c->h, &c->timer);
+  }
+  return 0;
+}
+
+/* conn:idle() -> true while waiting for a request that has not begun */
+static int conn_idle(lua_State *L) {
+  conn *c = checkconn(L);
+  lua_pushboolean(L, c->waiter != NULL && c->state == ST_IDLE);
+  return 1;
+}
+
+/* Responses. */
+
+static const char *reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 416: return "Range Not Satisfiable";
+  case 422: return "Unprocessable Content";
+  case 426: return "Upgrade Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 505: return "HTTP Version Not Supported";
+  default: return "Unknown";
+  }
+}
+
+static int is_token(const char *s, size_t n) {
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+  size_t i;
+  if (n == 0) return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (!isalnum(ch) && (ch == 0 || strchr(extra, ch) == NULL)) return 0;
+  }
+  return 1;
+}
+
+static void add_field(lua_State *L, luaL_Buffer *b, const char *name,
+                      size_t nlen, int vidx) {
+  size_t vlen, i;
+  const char *v = luaL_tolstring(L, vidx, &vlen);
+  for (i = 0; i < vlen; i++)
+    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+      luaL_error(L, "response header %s holds CR, LF or NUL", name);
+  lua_pop(L, 1);
+  luaL_addlstring(b, name, nlen);
+  luaL_addlstring(b, ": ", 2);
+  v = lua_tolstring(L, vidx, &vlen); /* a number was converted in place? */
+  if (v == NULL) {
+    v = luaL_tolstring(L, vidx, &vlen);
+    luaL_addlstring(b, v, vlen);
+    lua_pop(L, 1);
+  } else
+    luaL_addlstring(b, v, vlen);
+  luaL_addlstring(b, "\r\n", 2);
+}
+
+static const char *date_of(conn *c) {
+  time_t now = time(NULL);
+  if (now != c->date_at) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(c->date, sizeof c->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    c->date_at = now;
+  }
+  return c->date;
+}
+
+/* The head of a response into b.  length: >= 0 Content-Length, -1
+   chunked, -2 none.  The user's own framing fields are left out. */
+static void build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
+                       int hidx, lua_Integer length, int close) {
+  char line[64];
+  int has_ct = 0;
+  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: ", status,
+           reason(status));
+  luaL_addstring(b, line);
+  luaL_addstring(b, date_of(c));
+  luaL_addlstring(b, "\r\n", 2);
+  if (hidx != 0 && lua_type(L, hidx) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, hidx)) {
+      size_t nlen;
+      const char *name;
+      if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_error(L, "response header names must be strings");
+      name = lua_tolstring(L, -2, &nlen);
+      if (!is_token(name, nlen))
+        luaL_error(L, "invalid response header name '%s'", name);
+      if ((nlen == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+          (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) ||
+          (nlen == 10 && strncasecmp(name, "connection", 10) == 0) ||
+          (nlen == 4 && strncasecmp(name, "date", 4) == 0)) {
+        lua_pop(L, 1);
+        continue;
+      }
+      if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0) has_ct = 1;
+      if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+          lua_rawgeti(L, -1, i);
+          add_field(L, b, name, nlen, lua_gettop(L));
+          lua_pop(L, 1);
+        }
+      } else
+        add_field(L, b, name, nlen, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  }
+  (void)has_ct;
+  if (length >= 0 && status >= 200 && status != 204 && status != 304) {
+    snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)length);
+    luaL_addstring(b, line);
+  } else if (length == -1)
+    luaL_addstring(b, "Transfer-Encoding: chunked\r\n");
+  if (close)
+    luaL_addstring(b, "Connection: close\r\n");
+  else if (c->p.http_minor == 0)
+    luaL_addstring(b, "Connection: keep-alive\r\n");
+  luaL_addlstring(b, "\r\n", 2);
+}
+
+static int check_status(lua_State *L, int idx) {
+  lua_Integer st = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, st >= 100 && st <= 999, idx, "status out of range");
+  return (int)st;
+}
+
+/* conn:response(status, headers, body, close, head_only) -> bytes */
+static int conn_response(lua_State *L) {
+  conn *c = checkconn(L);
+  int status = check_status(L, 2);
+  size_t blen;
+  const char *body = luaL_optlstring(L, 4, "", &blen);
+  int close = lua_toboolean(L, 5), head_only = lua_toboolean(L, 6);
+  luaL_Buffer b;
+  lua_settop(L, 6);
+  luaL_buffinit(L, &b);
+  build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, (lua_Integer)blen,
+             close);
+  if (!head_only && status >= 200 && status != 204 && status != 304)
+    luaL_addlstring(&b, body, blen);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* conn:head(status, headers, length, close) -> bytes; length nil: chunked,
+   false: neither length nor chunks (the end of the connection ends it) */
+static int conn_head(lua_State *L) {
+  conn *c = checkconn(L);
+  int status = check_status(L, 2);
+  lua_Integer length = lua_isnil(L, 4) ? -1 : lua_isinteger(L, 4)
+                                                  ? lua_tointeger(L, 4)
+                                                  : -2;
+  int close = lua_toboolean(L, 5);
+  luaL_Buffer b;
+  lua_settop(L, 5);
+  luaL_buffinit(L, &b);
+  build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, length, close);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* H.reason(status) -> phrase */
+static int http_reason(lua_State *L) {
+  lua_pushstring(L, reason(check_status(L, 1)));
+  return 1;
+}
+
+/* conn:state() -> "idle" | "head" | "body" | "done" | "upgraded" |
+   "failed" */
+static int conn_state(lua_State *L) {
+  static const char *const names[] = {"idle", "head",     "body",
+                                      "done", "upgraded", "failed"};
+  lua_pushstring(L, names[checkconn(L)->state]);
+  return 1;
+}
+
+static int conn_gc(lua_State *L) {
+  conn *c = checkconn(L);
+  luaio__timer_remove(c->h, &c->timer);
+  return 0;
+}
+
+static double opt_seconds(lua_State *L, int idx, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, idx, k) != LUA_TNIL) v = luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* H.conn(stream, opts) -> conn; opts: max_body_size, idle_timeout,
+   header_timeout, body_timeout */
+static int http_conn(lua_State *L) {
+  luaio *h = luaio__host(L);
+  streamud *sud = luaL_checkudata(L, 1, "luaio.Stream");
+  conn *c;
+  if (sud->s == NULL) luaL_error(L, "attempt to use a closed stream");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  c = lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, offsetof(conn, fields));
+  c->h = h;
+  c->sud = sud;
+  c->timer.fire = on_deadline;
+  c->max_body = 1024 * 1024;
+  if (lua_getfield(L, 2, "max_body_size") != LUA_TNIL) {
+    lua_Integer n = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, n >= 0, 2, "max_body_size must not be negative");
+    c->max_body = (uint64_t)n;
+  }
+  lua_pop(L, 1);
+  c->idle_timeout = opt_seconds(L, 2, "keepalive_timeout", 75);
+  c->header_timeout = opt_seconds(L, 2, "header_timeout", 60);
+  c->body_timeout = opt_seconds(L, 2, "body_timeout", 60);
+  http_parser_init(&c->p, HTTP_REQUEST);
+  c->p.data = c;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, "luaio.HttpConn");
+  return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+    {"next", conn_next},         {"chunk", conn_chunk},
+    {"response", conn_response}, {"head", conn_head},
+    {"stop", conn_stop},         {"idle", conn_idle},
+    {"state", conn_state},       {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {{"conn", http_conn},
+                                 {"decode", http_decode},
+                                 {"reason", http_reason},
+                                 {NULL, NULL}};
+
+int luaopen_luaio__http_server(lua_State *L) {
+  luaio *h = luaio__open_host(L);
+  if (luaL_newmetatable(L, "luaio.HttpConn")) {
+    lua_newtable(L);
+    lua_pushlightuserdata(L, h);
+    luaL_setfuncs(L, conn_methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, conn_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, h);
+  luaL_setfuncs(L, funcs, 1);
+  return 1;
+}
