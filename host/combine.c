@@ -284,7 +284,7 @@ static void check_item(lua_State *L, luaio *h, int idx, int arg, size_t i,
 
 /* The length of the array at idx: its field n if set, else #. */
 static size_t list_len(lua_State *L, int idx) {
-  lua_Integer n;
+  lua_Integer n = 0;
   if (lua_getfield(L, idx, "n") == LUA_TNIL) {
     lua_pop(L, 1);
     return lua_rawlen(L, idx);
