@@ -401,9 +401,16 @@ static int rd_until(lua_State *L, stream *s, size_t *need, int op) {
         lua_pushnil(L);
         return 1;
       }
-      if (op == R_LINES)
+      if (op == R_LINES) {
+        /* A peer that resets ends the lines it sent, as an end would:
+           a server's handler loop is not failed by a client leaving. */
+        if (s->rerr == UV_ECONNRESET) {
+          lua_pushnil(L);
+          return 1;
+        }
         return luaL_error(L, "%s: %s", uv_err_name(s->rerr),
                           uv_strerror(s->rerr));
+      }
       return luaio__uv_fail(L, s->rerr);
     }
     if (op != R_UNTIL) {

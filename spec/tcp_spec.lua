@@ -339,3 +339,38 @@ describe("example scripts", function()
     assert.matches("10 pages, at most 3 connections at once\n$", out)
   end)
 end)
+
+describe("a handler iterating lines", function()
+  it("ends the iteration when the client resets the connection", function()
+    run(function()
+    local ended, got = aio.event(), {}
+    local how
+    local srv = assert(aio.start_server(function(s)
+      how = select(2, pcall(function()
+        for line in s:lines() do
+          got[#got + 1] = line
+          s:write("ok\n")
+        end
+        return "ended"
+      end))
+      ended:set()
+    end, "127.0.0.1", 0))
+    -- The client reads the answer to its line, then closes with SO_LINGER
+    -- 0: the kernel sends a reset in place of an end.
+    local client = ([[
+import socket, struct
+c = socket.create_connection(("127.0.0.1", %d))
+c.sendall(b"first\n")
+assert c.recv(3) == b"ok\n"
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+]]):format(srv.port)
+    local r = aio.exec("/usr/bin/python3", {"-c", client})
+    assert.equal(0, r.status, r.stderr)
+    ended:wait()
+    srv:close()
+    assert.same({"first"}, got)
+    assert.equal("ended", how)
+    end)
+  end)
+end)
