@@ -294,6 +294,7 @@ struct server {
   size_t nhandlers; /* handler tasks still running */
   size_t limit, high;
   lua_Integer accept_errors;
+  lua_Integer handler_errors; /* handlers that raised (reported at once) */
 };
 
 typedef struct hwatch {
@@ -400,21 +401,50 @@ static void on_handler_done(watch *w) {
   maybe_free(v);
 }
 
+/* The message handler of a connection's handler: a cancellation passes
+   through as it is; any other error becomes its text and traceback. */
+static int handler_msgh(lua_State *L) {
+  if (luaio__is_error(L, 1, "CancelledError")) return 1;
+  luaL_traceback(L, L, luaio__push_errmsg(L, 1), 1);
+  return 1;
+}
+
+/* After the handler: a failure is reported at once, with the peer and the
+   start_server call, and counted; the server owns its handler tasks, so
+   nobody else would retrieve it.  A cancellation goes on. */
 static int k_handler(lua_State *L, int status, lua_KContext ctx) {
-  (void)L;
-  (void)status;
+  server *v = lua_touserdata(L, 3);
   (void)ctx;
+  if (status == LUA_OK || status == LUA_YIELD) return 0;
+  if (lua_type(L, -1) != LUA_TSTRING) return lua_error(L);
+  v->handler_errors++;
+  lua_pushfstring(L, "connection handler failed (peer %s; server started at %s)\n%s",
+                  lua_tostring(L, 5), lua_tostring(L, 4), lua_tostring(L, -1));
+  luaio__report(v->h, lua_tostring(L, -1));
   return 0;
 }
 
-/* The body of a connection's task: handler(stream), then the stream is
-   closed however the handler ends. */
+/* The body of a connection's task: handler(stream) with the server and
+   its start_server site, then the stream is closed however the handler
+   ends. */
 static int run_handler(lua_State *L) {
+  lua_settop(L, 4);
   lua_toclose(L, 2);
+  lua_getfield(L, 2, "peername"); /* the peer, while it is still known */
+  lua_pushvalue(L, 2);
+  if (lua_pcall(L, 1, 2, 0) == LUA_OK && lua_isstring(L, -2)) {
+    if (lua_isinteger(L, -1))
+      lua_pushfstring(L, "%s:%I", lua_tostring(L, -2), lua_tointeger(L, -1));
+    else
+      lua_pushvalue(L, -2);
+  } else
+    lua_pushliteral(L, "?");
+  lua_replace(L, 5);
+  lua_settop(L, 5);
+  lua_pushcfunction(L, handler_msgh);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
-  lua_callk(L, 1, 0, 0, k_handler);
-  return 0;
+  return k_handler(L, lua_pcallk(L, 1, 0, 6, 0, k_handler), 0);
 }
 
 static int accept_abandon(task *t, int woken) {
@@ -438,7 +468,9 @@ static int accept_step(lua_State *L) {
     lua_pushcfunction(L, run_handler);
     lua_getiuservalue(L, 1, 1);
     luaio__stream_push(L, c);
-    t = luaio__spawn(L, h, 2);
+    lua_pushlightuserdata(L, v);
+    lua_getiuservalue(L, 1, 2);
+    t = luaio__spawn(L, h, 4);
     lua_pop(L, 1);
     if (t->state != T_DONE) {
       hwatch *hw = malloc(sizeof *hw);
@@ -517,12 +549,20 @@ static int reuse_port(lua_State *L, int idx, server *v, int family) {
    acceptor task. */
 static void push_server(lua_State *L, server *v, int hidx) {
   luaio *h = luaio__host(L);
-  serverud *u = lua_newuserdatauv(L, sizeof *u, 1);
+  lua_Debug ar;
+  serverud *u = lua_newuserdatauv(L, sizeof *u, 2);
   u->v = v;
   v->ud = u;
   luaL_setmetatable(L, "luaio.Server");
   lua_pushvalue(L, hidx);
   lua_setiuservalue(L, -2, 1);
+  /* the start_server call, for the handlers' reports */
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) &&
+      ar.currentline > 0)
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+  else
+    lua_pushliteral(L, "?");
+  lua_setiuservalue(L, -2, 2);
   lua_pushlightuserdata(L, h);
   lua_pushcclosure(L, accept_main, 1);
   lua_pushvalue(L, -2);
@@ -690,10 +730,12 @@ static int server_is_serving(lua_State *L) {
   return 1;
 }
 
-/* server:stats() -> {handlers = n, accept_errors = n} */
+/* server:stats() -> {handlers = n, accept_errors = n, handler_errors = n} */
 static int server_stats(lua_State *L) {
   server *v = checkserver(L);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, v->handler_errors);
+  lua_setfield(L, -2, "handler_errors");
   lua_pushinteger(L, (lua_Integer)v->nhandlers);
   lua_setfield(L, -2, "handlers");
   lua_pushinteger(L, v->accept_errors);
