@@ -418,8 +418,9 @@ static int k_handler(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_OK || status == LUA_YIELD) return 0;
   if (lua_type(L, -1) != LUA_TSTRING) return lua_error(L);
   v->handler_errors++;
-  lua_pushfstring(L, "connection handler failed (peer %s; server started at %s)\n%s",
-                  lua_tostring(L, 5), lua_tostring(L, 4), lua_tostring(L, -1));
+  lua_pushfstring(
+      L, "connection handler failed (peer %s; server started at %s)\n%s",
+      lua_tostring(L, 5), lua_tostring(L, 4), lua_tostring(L, -1));
   luaio__report(v->h, lua_tostring(L, -1));
   return 0;
 }
