@@ -78,8 +78,7 @@ void luaio__channel_retain(channel *c) {
 
 void luaio__channel_release(channel *c) {
   msg *m;
-  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-    return;
+  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
   m = c->head;
   while (m != NULL) {
     msg *next = m->next;
@@ -280,8 +279,10 @@ static void port_close(resource *r) {
   luaio__res_remove(h, r);
   while (p->links != NULL) {
     chlink *l = p->links;
-    while (l->recv.n > 0) wake_ptr(luaio__list_pop(&l->recv), NULL);
-    while (l->send.n > 0) wake_bool(luaio__list_pop(&l->send), 0);
+    while (l->recv.n > 0)
+      wake_ptr(luaio__list_pop(&l->recv), NULL);
+    while (l->send.n > 0)
+      wake_bool(luaio__list_pop(&l->send), 0);
     drop_link(l);
   }
   if (h->L != NULL) {
@@ -435,8 +436,8 @@ static void shared_retain(void *p) { luaio__channel_retain(p); }
 static void shared_release(void *p) { luaio__channel_release(p); }
 static void shared_push(lua_State *L, void *p) { luaio__channel_push(L, p); }
 
-static const sharedops chan_shared = {"channel", shared_retain,
-                                      shared_release, shared_push};
+static const sharedops chan_shared = {"channel", shared_retain, shared_release,
+                                      shared_push};
 
 static int raise_closed(lua_State *L) {
   return luaio__error_raise(L, "ChannelClosed", "the channel is closed");
@@ -588,9 +589,8 @@ static int chan_tostring(lua_State *L) {
   closed = c->closed;
   pthread_mutex_unlock(&c->mu);
   if (cap > 0)
-    lua_pushfstring(L, "luaio.Channel (%I of %I queued%s): %p",
-                    (lua_Integer)n, (lua_Integer)cap,
-                    closed ? ", closed" : "", (void *)c);
+    lua_pushfstring(L, "luaio.Channel (%I of %I queued%s): %p", (lua_Integer)n,
+                    (lua_Integer)cap, closed ? ", closed" : "", (void *)c);
   else
     lua_pushfstring(L, "luaio.Channel (%I queued%s): %p", (lua_Integer)n,
                     closed ? ", closed" : "", (void *)c);
@@ -621,8 +621,8 @@ static int aio_channel(lua_State *L) {
 }
 
 static const luaL_Reg chan_methods[] = {
-    {"send", chan_send},     {"recv", chan_recv}, {"close", chan_close},
-    {"iter", chan_iter},     {"len", chan_len},   {"closed", chan_closed},
+    {"send", chan_send}, {"recv", chan_recv}, {"close", chan_close},
+    {"iter", chan_iter}, {"len", chan_len},   {"closed", chan_closed},
     {NULL, NULL}};
 
 void luaio__channel_open(lua_State *L, luaio *h) {

@@ -33,9 +33,9 @@ typedef struct encoder {
   sharedref *shared;
   size_t nshared, cshared;
   int depth;
-  int keys[LUAIO_COPY_DEPTH + 1];      /* stack index of each level's key */
+  int keys[LUAIO_COPY_DEPTH + 1];         /* stack index of each level's key */
   const void *path[LUAIO_COPY_DEPTH + 1]; /* the tables being copied */
-  int first;                            /* the first value's index */
+  int first;                              /* the first value's index */
   const char *root;
   int base;  /* value i is named root[base + i]; below 0: root */
   int value; /* the value being copied, from 0 */
@@ -110,7 +110,8 @@ static void reserve(lua_State *L, encoder *e, size_t n) {
   if (n > LUAIO_MSG_MAX || e->len + n > LUAIO_MSG_MAX)
     refuse(L, e, "a message over 64 MiB");
   cap = e->cap ? e->cap : 64;
-  while (cap - e->len < n) cap *= 2;
+  while (cap - e->len < n)
+    cap *= 2;
   if ((p = realloc(e->buf, cap)) == NULL) luaL_error(L, "not enough memory");
   e->buf = p;
   e->cap = cap;
@@ -414,7 +415,8 @@ int luaio__copy_decode(lua_State *L, msg *m) {
   d.p = m->data;
   d.end = m->data + m->len;
   d.m = m;
-  for (i = 0; i < n; i++) get_value(L, &d);
+  for (i = 0; i < n; i++)
+    get_value(L, &d);
   luaio__msg_free(m);
   return n;
 }

@@ -45,7 +45,8 @@ static int buf_add(buf *b, const char *s, size_t n) {
   if (b->n + n > b->cap) {
     size_t cap = b->cap ? b->cap : 1024;
     char *p;
-    while (cap < b->n + n) cap *= 2;
+    while (cap < b->n + n)
+      cap *= 2;
     if ((p = realloc(b->p, cap)) == NULL) return 0;
     b->p = p;
     b->cap = cap;
@@ -111,10 +112,12 @@ static void update_refs(multi *m) {
   if (m->closing) return;
   if (m->nactive > 0) {
     uv_ref((uv_handle_t *)&m->timer);
-    for (p = m->polls; p; p = p->next) uv_ref((uv_handle_t *)&p->poll);
+    for (p = m->polls; p; p = p->next)
+      uv_ref((uv_handle_t *)&p->poll);
   } else {
     uv_unref((uv_handle_t *)&m->timer);
-    for (p = m->polls; p; p = p->next) uv_unref((uv_handle_t *)&p->poll);
+    for (p = m->polls; p; p = p->next)
+      uv_unref((uv_handle_t *)&p->poll);
   }
 }
 
@@ -229,7 +232,7 @@ static int on_timerfunc(CURLM *cm, long ms, void *userp) {
 static size_t on_header(char *s, size_t size, size_t n, void *ud) {
   xfer *x = ud;
   size_t len = size * n;
-  if (x->head_done) return len; /* trailers */
+  if (x->head_done) return len;                              /* trailers */
   if (len >= 5 && memcmp(s, "HTTP/", 5) == 0) x->head.n = 0; /* a new head */
   if (x->head.n + len > MAX_HEAD || !buf_add(&x->head, s, len)) return 0;
   return len;
@@ -320,8 +323,9 @@ static int push_failure(lua_State *L, xfer *x) {
   const char *code = code_name(x);
   lua_pushnil(L);
   if (x->too_big)
-    lua_pushfstring(L, "EMSGSIZE: response body larger than max_body_size "
-                       "(%I bytes)",
+    lua_pushfstring(L,
+                    "EMSGSIZE: response body larger than max_body_size "
+                    "(%I bytes)",
                     (lua_Integer)x->max_body);
   else if (x->errbuf[0] != '\0')
     lua_pushfstring(L, "%s: %s: %s", code, curl_easy_strerror(x->result),
@@ -523,7 +527,9 @@ static int xfer_close(lua_State *L) {
 static int xfer_tostring(lua_State *L) {
   xfer *x = luaL_checkudata(L, 1, XFER_MT);
   lua_pushfstring(L, "luaio.curl.Transfer (%s)",
-                  x->closed ? "closed" : x->done ? "done" : "running");
+                  x->closed ? "closed"
+                  : x->done ? "done"
+                            : "running");
   return 1;
 }
 
@@ -545,12 +551,14 @@ static void on_timer_closed(uv_handle_t *handle) {
 /* Release every transfer, clean up the CURLM, close every handle. */
 static void shutdown_multi(multi *m) {
   if (m->closing) return;
-  while (m->xfers != NULL) release(m->xfers);
+  while (m->xfers != NULL)
+    release(m->xfers);
   m->closing = 1;
   luaio__res_remove(m->h, &m->res);
   curl_multi_cleanup(m->cm); /* may still report sockets removed */
   m->cm = NULL;
-  while (m->polls != NULL) close_poll(m, m->polls);
+  while (m->polls != NULL)
+    close_poll(m, m->polls);
   uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
@@ -771,20 +779,21 @@ static int curl_version_fn(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg multi_methods[] = {{"start", multi_start},
-                                         {"close", multi_close},
-                                         {"closed", multi_closed},
-                                         {"__close", multi_close},
-                                         {"__gc", multi_gc},
-                                         {NULL, NULL}};
+static const luaL_Reg multi_methods[] = {
+    {"start", multi_start},   {"close", multi_close}, {"closed", multi_closed},
+    {"__close", multi_close}, {"__gc", multi_gc},     {NULL, NULL}};
 
-static const luaL_Reg xfer_methods[] = {
-    {"wait", xfer_wait},     {"read", xfer_read},
-    {"feed", xfer_feed},     {"info", xfer_info},
-    {"result", xfer_result}, {"error", xfer_error},
-    {"close", xfer_close},
-    {"__close", xfer_close}, {"__gc", xfer_close},
-    {"__tostring", xfer_tostring}, {NULL, NULL}};
+static const luaL_Reg xfer_methods[] = {{"wait", xfer_wait},
+                                        {"read", xfer_read},
+                                        {"feed", xfer_feed},
+                                        {"info", xfer_info},
+                                        {"result", xfer_result},
+                                        {"error", xfer_error},
+                                        {"close", xfer_close},
+                                        {"__close", xfer_close},
+                                        {"__gc", xfer_close},
+                                        {"__tostring", xfer_tostring},
+                                        {NULL, NULL}};
 
 int luaopen_luaio__curl(lua_State *L) {
   luaio *h = luaio__open_host(L);

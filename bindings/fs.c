@@ -851,7 +851,7 @@ static const luaL_Reg fs_funcs[] = {{"read_file", fs_read_file},
                                     {NULL, NULL}};
 
 static const luaL_Reg file_methods[] = {
-    {"read", file_read}, {"write", file_write}, {"seek", file_seek},
+    {"read", file_read},   {"write", file_write}, {"seek", file_seek},
     {"lines", file_lines}, {"close", file_close}, {NULL, NULL}};
 
 static const luaL_Reg file_meta[] = {{"__close", file_toclose},

@@ -29,7 +29,7 @@
 
 #include "stream.h"
 
-#define HEAD_MAX (16 * 1024) /* request line and fields: 431 beyond */
+#define HEAD_MAX (16 * 1024)  /* request line and fields: 431 beyond */
 #define TARGET_MAX (8 * 1024) /* 414 beyond */
 #define FIELDS_MAX 100        /* 431 beyond */
 #define NS 1000000000.0
@@ -274,7 +274,8 @@ static int feed(conn *c, stream *s) {
   e = HTTP_PARSER_ERRNO(&c->p);
   if (was_head) {
     c->head_bytes += n;
-    if (c->head_bytes > HEAD_MAX && (c->state == ST_HEAD || c->paused == P_HEAD))
+    if (c->head_bytes > HEAD_MAX &&
+        (c->state == ST_HEAD || c->paused == P_HEAD))
       c->status = c->status ? c->status : 431;
   }
   if (c->paused == P_HEAD || c->paused == P_DONE) c->head_bytes = 0;
@@ -373,7 +374,8 @@ static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
   luaL_buffinit(L, &b);
   for (i = 0; i < n; i++) {
     int hi, lo;
-    if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+    if (s[i] == '%' && i + 2 < n &&
+        (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
         (lo = hexval((unsigned char)s[i + 2])) >= 0) {
       luaL_addchar(&b, (char)(hi * 16 + lo));
       i += 2;
@@ -476,8 +478,7 @@ static int next_step(lua_State *L, conn *c) {
   stream *s = c->sud->s;
   for (;;) {
     int r;
-    if (s == NULL || c->state == ST_FAILED || c->state == ST_UPGRADED)
-      return 0;
+    if (s == NULL || c->state == ST_FAILED || c->state == ST_UPGRADED) return 0;
     if (c->state == ST_DONE) {
       if (!http_should_keep_alive(&c->p)) return 0;
       c->state = ST_IDLE;
@@ -621,40 +622,74 @@ static int conn_idle(lua_State *L) {
 
 static const char *reason(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 206: return "Partial Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 303: return "See Other";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 411: return "Length Required";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 416: return "Range Not Satisfiable";
-  case 422: return "Unprocessable Content";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 505: return "HTTP Version Not Supported";
-  default: return "Unknown";
+  case 100:
+    return "Continue";
+  case 101:
+    return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 206:
+    return "Partial Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 303:
+    return "See Other";
+  case 304:
+    return "Not Modified";
+  case 307:
+    return "Temporary Redirect";
+  case 308:
+    return "Permanent Redirect";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 411:
+    return "Length Required";
+  case 413:
+    return "Content Too Large";
+  case 414:
+    return "URI Too Long";
+  case 416:
+    return "Range Not Satisfiable";
+  case 422:
+    return "Unprocessable Content";
+  case 426:
+    return "Upgrade Required";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "Unknown";
   }
 }
 
@@ -783,9 +818,9 @@ static int conn_response(lua_State *L) {
 static int conn_head(lua_State *L) {
   conn *c = checkconn(L);
   int status = check_status(L, 2);
-  lua_Integer length = lua_isnil(L, 4) ? -1 : lua_isinteger(L, 4)
-                                                  ? lua_tointeger(L, 4)
-                                                  : -2;
+  lua_Integer length = lua_isnil(L, 4)       ? -1
+                       : lua_isinteger(L, 4) ? lua_tointeger(L, 4)
+                                             : -2;
   int close = lua_toboolean(L, 5);
   luaL_Buffer b;
   lua_settop(L, 5);
@@ -855,10 +890,9 @@ static int http_conn(lua_State *L) {
 }
 
 static const luaL_Reg conn_methods[] = {
-    {"next", conn_next},         {"chunk", conn_chunk},
-    {"response", conn_response}, {"head", conn_head},
-    {"stop", conn_stop},         {"idle", conn_idle},
-    {"state", conn_state},       {NULL, NULL}};
+    {"next", conn_next},   {"chunk", conn_chunk}, {"response", conn_response},
+    {"head", conn_head},   {"stop", conn_stop},   {"idle", conn_idle},
+    {"state", conn_state}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"conn", http_conn},
                                  {"decode", http_decode},

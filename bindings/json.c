@@ -57,8 +57,7 @@ static void integers(lua_State *L, int idx, int rewritten) {
         lua_insert(L, -2);
         lua_rawset(L, idx); /* an existing key: next stays valid */
       }
-    }
-    else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+    } else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
       lua_Number n = lua_tonumber(L, -1);
       if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
         lua_pushvalue(L, -2);
@@ -178,8 +177,7 @@ static int json_decode(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_insert(L, 1);
   lua_call(L, 1, 1);
-  if (rewritten && lua_type(L, 1) == LUA_TSTRING && marked(L, 1))
-    return 1;
+  if (rewritten && lua_type(L, 1) == LUA_TSTRING && marked(L, 1)) return 1;
   if (lua_type(L, 1) == LUA_TTABLE)
     integers(L, 1, rewritten);
   else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {

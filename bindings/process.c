@@ -228,9 +228,9 @@ static int spawn(lua_State *L, const int mode[3]) {
 static const char *const subprocess_options[] = {
     "stdin", "stdout", "stderr", "cwd", "env", "limit", "high_water", NULL};
 
-static const char *const exec_options[] = {
-    "stdin", "stdout", "stderr", "cwd",  "env",
-    "limit", "high_water", "input", NULL};
+static const char *const exec_options[] = {"stdin",      "stdout", "stderr",
+                                           "cwd",        "env",    "limit",
+                                           "high_water", "input",  NULL};
 
 /* aio.subprocess(cmd [, args [, opts]]) -> process | nil, msg, code */
 static int aio_subprocess(lua_State *L) {

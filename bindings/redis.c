@@ -31,8 +31,8 @@
 
 #include "internal.h"
 
-#define QUEUE_MAX 1024          /* messages queued before reading stops */
-#define QUEUE_BYTES (1 << 20)   /* bytes queued before reading stops */
+#define QUEUE_MAX 1024        /* messages queued before reading stops */
+#define QUEUE_BYTES (1 << 20) /* bytes queued before reading stops */
 #define ARGV_SMALL 16
 
 static const char connkey = 'R';
@@ -60,13 +60,13 @@ struct rconn {
   redisAsyncContext *ac; /* NULL once hiredis freed it */
   uv_poll_t poll;
   uv_timer_t watchdog;
-  int events;     /* what hiredis wants */
-  int polling;    /* what the poll watches */
+  int events;  /* what hiredis wants */
+  int polling; /* what the poll watches */
   unsigned char has_poll, poll_closed, timer_closed, collected, paused;
   unsigned char connected, subscribed, closing, user_closed;
-  char *err;      /* why the connection ended */
+  char *err;         /* why the connection ended */
   uint64_t reply_ms; /* the watchdog; 0: none */
-  size_t owed;    /* replies owed to commands */
+  size_t owed;       /* replies owed to commands */
   /* connecting */
   task *connector;
   /* subscriptions */
@@ -230,11 +230,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
   rcommand *c = priv;
   rconn *rc = c->rc;
   c->done = 1;
-  if (reply != NULL)
-    c->reply = take(reply);
+  if (reply != NULL) c->reply = take(reply);
   if (c->reply == NULL)
     c->err = strdup(ac->errstr != NULL && ac->err ? ac->errstr
-                    : rc->err ? rc->err : "connection closed");
+                    : rc->err                     ? rc->err
+                                                  : "connection closed");
   if (rc->owed > 0) rc->owed--;
   arm(rc);
   if (c->t != NULL)
@@ -273,8 +273,12 @@ static void push_reply(lua_State *L, const redisReply *r, int top) {
   luaL_checkstack(L, 4, "reply nested too deeply");
   switch (r->type) {
   case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS: lua_pushlstring(L, r->str, r->len); break;
-  case REDIS_REPLY_INTEGER: lua_pushinteger(L, (lua_Integer)r->integer); break;
+  case REDIS_REPLY_STATUS:
+    lua_pushlstring(L, r->str, r->len);
+    break;
+  case REDIS_REPLY_INTEGER:
+    lua_pushinteger(L, (lua_Integer)r->integer);
+    break;
   case REDIS_REPLY_ARRAY:
     lua_createtable(L, (int)r->elements, 0);
     for (i = 0; i < r->elements; i++) {
@@ -282,7 +286,9 @@ static void push_reply(lua_State *L, const redisReply *r, int top) {
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     break;
-  case REDIS_REPLY_ERROR: push_error(L, "RedisError", r->str, r->len); break;
+  case REDIS_REPLY_ERROR:
+    push_error(L, "RedisError", r->str, r->len);
+    break;
   default:
     if (top)
       lua_pushnil(L);
@@ -327,8 +333,8 @@ static void check_alive(lua_State *L, rconn *rc) {
 }
 
 /* Send argv from index `first`; 0 or an error raised. */
-static int send_argv(lua_State *L, rconn *rc, int first,
-                     redisCallbackFn *fn, void *priv) {
+static int send_argv(lua_State *L, rconn *rc, int first, redisCallbackFn *fn,
+                     void *priv) {
   int n = lua_gettop(L) - first + 1, i, rv;
   const char *small[ARGV_SMALL], **argv = small;
   size_t smalllen[ARGV_SMALL], *lens = smalllen;
@@ -517,8 +523,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   rconn *rc = ac->data;
-  if (status != REDIS_OK) set_err(rc, ac->errstr);
-  else set_err(rc, "connection closed");
+  if (status != REDIS_OK)
+    set_err(rc, ac->errstr);
+  else
+    set_err(rc, "connection closed");
 }
 
 static int connect_abandon(task *t, int woken) {
@@ -650,12 +658,15 @@ static int redis_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg conn_methods[] = {
-    {"call", redis_call},           {"_subscribe", redis_subscribe},
-    {"_next", redis_next},          {"alive", redis_alive},
-    {"close", redis_close},         {"__close", redis_close},
-    {"__gc", redis_gc},             {"__tostring", redis_tostring},
-    {NULL, NULL}};
+static const luaL_Reg conn_methods[] = {{"call", redis_call},
+                                        {"_subscribe", redis_subscribe},
+                                        {"_next", redis_next},
+                                        {"alive", redis_alive},
+                                        {"close", redis_close},
+                                        {"__close", redis_close},
+                                        {"__gc", redis_gc},
+                                        {"__tostring", redis_tostring},
+                                        {NULL, NULL}};
 
 int luaopen_luaio__redis(lua_State *L) {
   luaio *h = luaio__open_host(L);

@@ -26,7 +26,7 @@ typedef struct sigwatch {
   int fn; /* on_signal: registry ref of the handler; LUA_NOREF for signal */
   waitlist waiters;
   size_t pending; /* deliveries nobody waited for */
-  unsigned nwait;  /* tasks in wait() not yet resumed: they use w */
+  unsigned nwait; /* tasks in wait() not yet resumed: they use w */
   unsigned char closing, closed, collected;
   char name[16];
 } sigwatch;

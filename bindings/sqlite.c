@@ -41,52 +41,116 @@
 static const char connkey = 'Q';
 
 /* The extended result codes' names (sqlite3_errstr gives only text). */
-#define C(x) {x, #x}
+#define C(x)                                                                   \
+  { x, #x }
 static const struct {
   int code;
   const char *name;
-} codes[] = {
-    C(SQLITE_OK), C(SQLITE_ERROR), C(SQLITE_INTERNAL), C(SQLITE_PERM), 
-    C(SQLITE_ABORT), C(SQLITE_BUSY), C(SQLITE_LOCKED), C(SQLITE_NOMEM), 
-    C(SQLITE_READONLY), C(SQLITE_INTERRUPT), C(SQLITE_IOERR), 
-    C(SQLITE_CORRUPT), C(SQLITE_NOTFOUND), C(SQLITE_FULL), C(SQLITE_CANTOPEN), 
-    C(SQLITE_PROTOCOL), C(SQLITE_EMPTY), C(SQLITE_SCHEMA), C(SQLITE_TOOBIG), 
-    C(SQLITE_CONSTRAINT), C(SQLITE_MISMATCH), C(SQLITE_MISUSE), 
-    C(SQLITE_NOLFS), C(SQLITE_AUTH), C(SQLITE_FORMAT), C(SQLITE_RANGE), 
-    C(SQLITE_NOTADB), C(SQLITE_NOTICE), C(SQLITE_WARNING), 
-    C(SQLITE_ERROR_MISSING_COLLSEQ), C(SQLITE_ERROR_RETRY), 
-    C(SQLITE_ERROR_SNAPSHOT), C(SQLITE_IOERR_READ), C(SQLITE_IOERR_SHORT_READ), 
-    C(SQLITE_IOERR_WRITE), C(SQLITE_IOERR_FSYNC), C(SQLITE_IOERR_DIR_FSYNC), 
-    C(SQLITE_IOERR_TRUNCATE), C(SQLITE_IOERR_FSTAT), C(SQLITE_IOERR_UNLOCK), 
-    C(SQLITE_IOERR_RDLOCK), C(SQLITE_IOERR_DELETE), C(SQLITE_IOERR_BLOCKED), 
-    C(SQLITE_IOERR_NOMEM), C(SQLITE_IOERR_ACCESS), 
-    C(SQLITE_IOERR_CHECKRESERVEDLOCK), C(SQLITE_IOERR_LOCK), 
-    C(SQLITE_IOERR_CLOSE), C(SQLITE_IOERR_DIR_CLOSE), C(SQLITE_IOERR_SHMOPEN), 
-    C(SQLITE_IOERR_SHMSIZE), C(SQLITE_IOERR_SHMLOCK), C(SQLITE_IOERR_SHMMAP), 
-    C(SQLITE_IOERR_SEEK), C(SQLITE_IOERR_DELETE_NOENT), C(SQLITE_IOERR_MMAP), 
-    C(SQLITE_IOERR_GETTEMPPATH), C(SQLITE_IOERR_CONVPATH), 
-    C(SQLITE_IOERR_VNODE), C(SQLITE_IOERR_AUTH), C(SQLITE_IOERR_BEGIN_ATOMIC), 
-    C(SQLITE_IOERR_COMMIT_ATOMIC), C(SQLITE_IOERR_ROLLBACK_ATOMIC), 
-    C(SQLITE_IOERR_DATA), C(SQLITE_IOERR_CORRUPTFS), 
-    C(SQLITE_LOCKED_SHAREDCACHE), C(SQLITE_LOCKED_VTAB), 
-    C(SQLITE_BUSY_RECOVERY), C(SQLITE_BUSY_SNAPSHOT), C(SQLITE_BUSY_TIMEOUT), 
-    C(SQLITE_CANTOPEN_NOTEMPDIR), C(SQLITE_CANTOPEN_ISDIR), 
-    C(SQLITE_CANTOPEN_FULLPATH), C(SQLITE_CANTOPEN_CONVPATH), 
-    C(SQLITE_CANTOPEN_DIRTYWAL), C(SQLITE_CANTOPEN_SYMLINK), 
-    C(SQLITE_CORRUPT_VTAB), C(SQLITE_CORRUPT_SEQUENCE), 
-    C(SQLITE_CORRUPT_INDEX), C(SQLITE_READONLY_RECOVERY), 
-    C(SQLITE_READONLY_CANTLOCK), C(SQLITE_READONLY_ROLLBACK), 
-    C(SQLITE_READONLY_DBMOVED), C(SQLITE_READONLY_CANTINIT), 
-    C(SQLITE_READONLY_DIRECTORY), C(SQLITE_ABORT_ROLLBACK), 
-    C(SQLITE_CONSTRAINT_CHECK), C(SQLITE_CONSTRAINT_COMMITHOOK), 
-    C(SQLITE_CONSTRAINT_FOREIGNKEY), C(SQLITE_CONSTRAINT_FUNCTION), 
-    C(SQLITE_CONSTRAINT_NOTNULL), C(SQLITE_CONSTRAINT_PRIMARYKEY), 
-    C(SQLITE_CONSTRAINT_TRIGGER), C(SQLITE_CONSTRAINT_UNIQUE), 
-    C(SQLITE_CONSTRAINT_VTAB), C(SQLITE_CONSTRAINT_ROWID), 
-    C(SQLITE_CONSTRAINT_PINNED), C(SQLITE_CONSTRAINT_DATATYPE), 
-    C(SQLITE_NOTICE_RECOVER_WAL), C(SQLITE_NOTICE_RECOVER_ROLLBACK), 
-    C(SQLITE_WARNING_AUTOINDEX), C(SQLITE_AUTH_USER), 
-    C(SQLITE_OK_LOAD_PERMANENTLY), C(SQLITE_OK_SYMLINK), {0, NULL}};
+} codes[] = {C(SQLITE_OK),
+             C(SQLITE_ERROR),
+             C(SQLITE_INTERNAL),
+             C(SQLITE_PERM),
+             C(SQLITE_ABORT),
+             C(SQLITE_BUSY),
+             C(SQLITE_LOCKED),
+             C(SQLITE_NOMEM),
+             C(SQLITE_READONLY),
+             C(SQLITE_INTERRUPT),
+             C(SQLITE_IOERR),
+             C(SQLITE_CORRUPT),
+             C(SQLITE_NOTFOUND),
+             C(SQLITE_FULL),
+             C(SQLITE_CANTOPEN),
+             C(SQLITE_PROTOCOL),
+             C(SQLITE_EMPTY),
+             C(SQLITE_SCHEMA),
+             C(SQLITE_TOOBIG),
+             C(SQLITE_CONSTRAINT),
+             C(SQLITE_MISMATCH),
+             C(SQLITE_MISUSE),
+             C(SQLITE_NOLFS),
+             C(SQLITE_AUTH),
+             C(SQLITE_FORMAT),
+             C(SQLITE_RANGE),
+             C(SQLITE_NOTADB),
+             C(SQLITE_NOTICE),
+             C(SQLITE_WARNING),
+             C(SQLITE_ERROR_MISSING_COLLSEQ),
+             C(SQLITE_ERROR_RETRY),
+             C(SQLITE_ERROR_SNAPSHOT),
+             C(SQLITE_IOERR_READ),
+             C(SQLITE_IOERR_SHORT_READ),
+             C(SQLITE_IOERR_WRITE),
+             C(SQLITE_IOERR_FSYNC),
+             C(SQLITE_IOERR_DIR_FSYNC),
+             C(SQLITE_IOERR_TRUNCATE),
+             C(SQLITE_IOERR_FSTAT),
+             C(SQLITE_IOERR_UNLOCK),
+             C(SQLITE_IOERR_RDLOCK),
+             C(SQLITE_IOERR_DELETE),
+             C(SQLITE_IOERR_BLOCKED),
+             C(SQLITE_IOERR_NOMEM),
+             C(SQLITE_IOERR_ACCESS),
+             C(SQLITE_IOERR_CHECKRESERVEDLOCK),
+             C(SQLITE_IOERR_LOCK),
+             C(SQLITE_IOERR_CLOSE),
+             C(SQLITE_IOERR_DIR_CLOSE),
+             C(SQLITE_IOERR_SHMOPEN),
+             C(SQLITE_IOERR_SHMSIZE),
+             C(SQLITE_IOERR_SHMLOCK),
+             C(SQLITE_IOERR_SHMMAP),
+             C(SQLITE_IOERR_SEEK),
+             C(SQLITE_IOERR_DELETE_NOENT),
+             C(SQLITE_IOERR_MMAP),
+             C(SQLITE_IOERR_GETTEMPPATH),
+             C(SQLITE_IOERR_CONVPATH),
+             C(SQLITE_IOERR_VNODE),
+             C(SQLITE_IOERR_AUTH),
+             C(SQLITE_IOERR_BEGIN_ATOMIC),
+             C(SQLITE_IOERR_COMMIT_ATOMIC),
+             C(SQLITE_IOERR_ROLLBACK_ATOMIC),
+             C(SQLITE_IOERR_DATA),
+             C(SQLITE_IOERR_CORRUPTFS),
+             C(SQLITE_LOCKED_SHAREDCACHE),
+             C(SQLITE_LOCKED_VTAB),
+             C(SQLITE_BUSY_RECOVERY),
+             C(SQLITE_BUSY_SNAPSHOT),
+             C(SQLITE_BUSY_TIMEOUT),
+             C(SQLITE_CANTOPEN_NOTEMPDIR),
+             C(SQLITE_CANTOPEN_ISDIR),
+             C(SQLITE_CANTOPEN_FULLPATH),
+             C(SQLITE_CANTOPEN_CONVPATH),
+             C(SQLITE_CANTOPEN_DIRTYWAL),
+             C(SQLITE_CANTOPEN_SYMLINK),
+             C(SQLITE_CORRUPT_VTAB),
+             C(SQLITE_CORRUPT_SEQUENCE),
+             C(SQLITE_CORRUPT_INDEX),
+             C(SQLITE_READONLY_RECOVERY),
+             C(SQLITE_READONLY_CANTLOCK),
+             C(SQLITE_READONLY_ROLLBACK),
+             C(SQLITE_READONLY_DBMOVED),
+             C(SQLITE_READONLY_CANTINIT),
+             C(SQLITE_READONLY_DIRECTORY),
+             C(SQLITE_ABORT_ROLLBACK),
+             C(SQLITE_CONSTRAINT_CHECK),
+             C(SQLITE_CONSTRAINT_COMMITHOOK),
+             C(SQLITE_CONSTRAINT_FOREIGNKEY),
+             C(SQLITE_CONSTRAINT_FUNCTION),
+             C(SQLITE_CONSTRAINT_NOTNULL),
+             C(SQLITE_CONSTRAINT_PRIMARYKEY),
+             C(SQLITE_CONSTRAINT_TRIGGER),
+             C(SQLITE_CONSTRAINT_UNIQUE),
+             C(SQLITE_CONSTRAINT_VTAB),
+             C(SQLITE_CONSTRAINT_ROWID),
+             C(SQLITE_CONSTRAINT_PINNED),
+             C(SQLITE_CONSTRAINT_DATATYPE),
+             C(SQLITE_NOTICE_RECOVER_WAL),
+             C(SQLITE_NOTICE_RECOVER_ROLLBACK),
+             C(SQLITE_WARNING_AUTOINDEX),
+             C(SQLITE_AUTH_USER),
+             C(SQLITE_OK_LOAD_PERMANENTLY),
+             C(SQLITE_OK_SYMLINK),
+             {0, NULL}};
 #undef C
 
 static const char *code_name(int rc) {
@@ -147,16 +211,16 @@ enum { M_EXEC, M_ALL, M_ROW, M_VALUE, M_UNDO };
 struct sqlconn;
 
 typedef struct sqljob {
-  struct sqljob *next;  /* in the queue or the done list */
+  struct sqljob *next; /* in the queue or the done list */
   struct sqlconn *conn;
-  task *t;              /* the waiting task; NULL once it gave up */
-  int kind, mode;       /* J_*, M_* */
-  int state;            /* Q_*: under the mutex */
+  task *t;                         /* the waiting task; NULL once it gave up */
+  int kind, mode;                  /* J_*, M_* */
+  int state;                       /* Q_*: under the mutex */
   unsigned char cancelled, posted; /* under the mutex */
-  char *sql;            /* J_OPEN: the path */
+  char *sql;                       /* J_OPEN: the path */
   size_t sqllen;
-  int flags, busy_ms;   /* J_OPEN */
-  sqlval *params;       /* J_MANY: nsets sets of nparams */
+  int flags, busy_ms; /* J_OPEN */
+  sqlval *params;     /* J_MANY: nsets sets of nparams */
   size_t nparams, nsets;
   sqlbuf pbuf;
   /* results: written by the thread, read by the loop while the thread
@@ -251,8 +315,8 @@ static int is_blank(const char *s, const char *end) {
 
 /* A statement for the whole of sql (cached) or for its first statement
    (not cached; *tail says where the rest starts). */
-static int prepare(sqlconn *c, const char *sql, size_t len,
-                   sqlite3_stmt **st, const char **tail, int *cachedp) {
+static int prepare(sqlconn *c, const char *sql, size_t len, sqlite3_stmt **st,
+                   const char **tail, int *cachedp) {
   int i, rc, victim = 0;
   *cachedp = 0;
   for (i = 0; i < c->ncache; i++)
@@ -265,8 +329,7 @@ static int prepare(sqlconn *c, const char *sql, size_t len,
     }
   rc = sqlite3_prepare_v3(c->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, st,
                           tail);
-  if (rc != SQLITE_OK || *st == NULL || !is_blank(*tail, sql + len))
-    return rc;
+  if (rc != SQLITE_OK || *st == NULL || !is_blank(*tail, sql + len)) return rc;
   /* One statement: keep it, in place of the least recently used. */
   if (c->ncache < NCACHE)
     victim = c->ncache;
@@ -293,24 +356,29 @@ static int prepare(sqlconn *c, const char *sql, size_t len,
 }
 
 static int bind_all(sqlite3_stmt *st, const sqlval *v, size_t n,
-                const char *buf) {
+                    const char *buf) {
   size_t i;
   int rc = SQLITE_OK;
   if (buf == NULL) buf = ""; /* only empty strings: not NULL */
   for (i = 0; i < n && rc == SQLITE_OK; i++) {
     int k = (int)i + 1;
     switch (v[i].type) {
-    case V_INT: rc = sqlite3_bind_int64(st, k, v[i].u.i); break;
-    case V_FLOAT: rc = sqlite3_bind_double(st, k, v[i].u.d); break;
+    case V_INT:
+      rc = sqlite3_bind_int64(st, k, v[i].u.i);
+      break;
+    case V_FLOAT:
+      rc = sqlite3_bind_double(st, k, v[i].u.d);
+      break;
     case V_TEXT:
-      rc = sqlite3_bind_text64(st, k, buf + v[i].u.off, v[i].len,
-                               SQLITE_STATIC, SQLITE_UTF8);
+      rc = sqlite3_bind_text64(st, k, buf + v[i].u.off, v[i].len, SQLITE_STATIC,
+                               SQLITE_UTF8);
       break;
     case V_BLOB:
-      rc = sqlite3_bind_blob64(st, k, buf + v[i].u.off, v[i].len,
-                               SQLITE_STATIC);
+      rc =
+          sqlite3_bind_blob64(st, k, buf + v[i].u.off, v[i].len, SQLITE_STATIC);
       break;
-    default: rc = sqlite3_bind_null(st, k);
+    default:
+      rc = sqlite3_bind_null(st, k);
     }
   }
   return rc;
@@ -320,8 +388,8 @@ static int check_count(sqlconn *c, sqljob *j, sqlite3_stmt *st, size_t n) {
   int want = sqlite3_bind_parameter_count(st);
   char msg[96];
   if ((size_t)want == n) return 1;
-  snprintf(msg, sizeof msg, "the statement takes %d parameters, %d given",
-           want, (int)n);
+  snprintf(msg, sizeof msg, "the statement takes %d parameters, %d given", want,
+           (int)n);
   j->rc = SQLITE_RANGE;
   j->errmsg = strdup(msg);
   return 0;
@@ -529,7 +597,9 @@ static void run_job(sqlconn *c, sqljob *j) {
   case J_MANY:
     if (c->db) run_many(c, j);
     break;
-  case J_CLOSE: close_db(c); break;
+  case J_CLOSE:
+    close_db(c);
+    break;
   }
   j->autocommit = c->db ? sqlite3_get_autocommit(c->db) : 1;
 }
@@ -729,13 +799,18 @@ static const waitops job_ops = {"a sqlite statement", job_abandon, NULL};
 
 static void push_val(lua_State *L, const sqljob *j, const sqlval *v) {
   switch (v->type) {
-  case V_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
-  case V_FLOAT: lua_pushnumber(L, v->u.d); break;
+  case V_INT:
+    lua_pushinteger(L, (lua_Integer)v->u.i);
+    break;
+  case V_FLOAT:
+    lua_pushnumber(L, v->u.d);
+    break;
   case V_TEXT:
   case V_BLOB:
     lua_pushlstring(L, v->len ? j->rbuf.p + v->u.off : "", v->len);
     break;
-  default: lua_pushlightuserdata(L, NULL); /* aio.null */
+  default:
+    lua_pushlightuserdata(L, NULL); /* aio.null */
   }
 }
 
@@ -849,7 +924,9 @@ static const char *to_val(lua_State *L, int idx, sqlval *v, sqlbuf *b) {
   const char *s;
   size_t len;
   switch (lua_type(L, idx)) {
-  case LUA_TNIL: v->type = V_NULL; return NULL;
+  case LUA_TNIL:
+    v->type = V_NULL;
+    return NULL;
   case LUA_TBOOLEAN:
     v->type = V_INT;
     v->u.i = lua_toboolean(L, idx);
@@ -888,8 +965,7 @@ static const char *to_val(lua_State *L, int idx, sqlval *v, sqlbuf *b) {
 }
 
 /* Copy n values from idx into the job's params at `at`; raises. */
-static void copy_params(lua_State *L, sqljob *j, int idx, size_t n,
-                        size_t at) {
+static void copy_params(lua_State *L, sqljob *j, int idx, size_t n, size_t at) {
   size_t i;
   for (i = 0; i < n; i++) {
     const char *err = to_val(L, idx + (int)i, j->params + at + i, &j->pbuf);
@@ -1136,11 +1212,10 @@ static int sqlite_open(lua_State *L) {
 }
 
 static const luaL_Reg conn_methods[] = {
-    {"_query", sqlite_query},   {"_many", sqlite_many},
-    {"_autocommit", sqlite_autocommit},
-    {"close", sqlite_close},    {"__close", sqlite_close},
-    {"__gc", sqlite_gc},        {"__tostring", sqlite_tostring},
-    {NULL, NULL}};
+    {"_query", sqlite_query},           {"_many", sqlite_many},
+    {"_autocommit", sqlite_autocommit}, {"close", sqlite_close},
+    {"__close", sqlite_close},          {"__gc", sqlite_gc},
+    {"__tostring", sqlite_tostring},    {NULL, NULL}};
 
 int luaopen_luaio__sqlite(lua_State *L) {
   luaio *h = luaio__open_host(L);

@@ -401,10 +401,11 @@ static int udp_bind(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg udp_methods[] = {
-    {"send_to", udp_send_to},   {"recv_from", udp_recv_from},
-    {"sockname", udp_sockname}, {"close", udp_close},
-    {NULL, NULL}};
+static const luaL_Reg udp_methods[] = {{"send_to", udp_send_to},
+                                       {"recv_from", udp_recv_from},
+                                       {"sockname", udp_sockname},
+                                       {"close", udp_close},
+                                       {NULL, NULL}};
 
 static const luaL_Reg udp_meta[] = {{"__close", udp_close},
                                     {"__gc", udp_gc},

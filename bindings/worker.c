@@ -74,8 +74,8 @@ struct job {
   atomic_int cancel;
   msg *fn, *args;
   channel *reply;
-  wshared *worker; /* while running */
-  task *task;      /* the worker's task running it (its thread's) */
+  wshared *worker;      /* while running */
+  task *task;           /* the worker's task running it (its thread's) */
   struct jtimer *timer; /* the caller's grace timer (its host's) */
   struct pool *pool;    /* the caller's */
 };
@@ -258,7 +258,8 @@ static msg *make_outcome(lua_State *L, int r) {
   luaL_checkstack(L, (int)n + 8, "too many results");
   lua_rawgeti(L, r, 1);
   if (lua_toboolean(L, -1)) {
-    for (i = 2; i <= n; i++) lua_rawgeti(L, r, i);
+    for (i = 2; i <= n; i++)
+      lua_rawgeti(L, r, i);
     if ((m = try_encode(L, (int)n, "results", 0)) != NULL) return m;
     /* the error of the copy, as the job's error */
     lua_pushboolean(L, 0);
@@ -401,8 +402,8 @@ static int boot(lua_State *L) {
       n = luaio__copy_decode(L, m);
     }
   } else {
-    if (luaL_loadbuffer(L, pool_src, sizeof pool_src - 1,
-                        "=luaio.to_thread") != LUA_OK)
+    if (luaL_loadbuffer(L, pool_src, sizeof pool_src - 1, "=luaio.to_thread") !=
+        LUA_OK)
       return lua_error(L);
     lua_pushvalue(L, 2);
     lua_pushlightuserdata(L, w);
@@ -551,9 +552,9 @@ static int raise_worker_error(lua_State *L, int o, const char *what) {
   o = lua_absindex(L, o);
   lua_rawgeti(L, o, 2);
   push_error_text(L, -1);
-  luaio__error_push(L, "WorkerError",
-                    lua_pushfstring(L, "%s failed: %s", what,
-                                    lua_tostring(L, -1)));
+  luaio__error_push(
+      L, "WorkerError",
+      lua_pushfstring(L, "%s failed: %s", what, lua_tostring(L, -1)));
   lua_remove(L, -2);
   lua_remove(L, -2);
   lua_rawgeti(L, o, 2);
@@ -591,7 +592,8 @@ static void push_outcome(lua_State *L, msg *m, const char *none) {
   n = luaio__copy_decode(L, m);
   lua_createtable(L, n, 1);
   lua_insert(L, t + 1);
-  for (i = n; i >= 1; i--) lua_rawseti(L, t + 1, i);
+  for (i = n; i >= 1; i--)
+    lua_rawseti(L, t + 1, i);
   lua_pushinteger(L, n);
   lua_setfield(L, -2, "n");
 }
@@ -607,7 +609,8 @@ static int outcome_results(lua_State *L, int o, const char *what) {
   n = lua_tointeger(L, -1);
   lua_pop(L, 1);
   luaL_checkstack(L, (int)n, "too many results");
-  for (i = 2; i <= n; i++) lua_rawgeti(L, o, i);
+  for (i = 2; i <= n; i++)
+    lua_rawgeti(L, o, i);
   return (int)n - 1;
 }
 
@@ -727,8 +730,7 @@ static int worker_recv(lua_State *L) {
   lua_settop(L, 1);
   if (m != NULL) return luaio__copy_decode(L, m);
   if (closed) return ended(L, b, 0);
-  return luaio__channel_wait_recv(L, luaio__host(L), b->w->out, NULL,
-                                  k_wrecv);
+  return luaio__channel_wait_recv(L, luaio__host(L), b->w->out, NULL, k_wrecv);
 }
 
 /* Cancelling a join cancels the worker and waits for it to end. */
@@ -808,7 +810,9 @@ static int worker_id_method(lua_State *L) {
 static int worker_tostring(lua_State *L) {
   wbox *b = luaL_checkudata(L, 1, "luaio.Worker");
   lua_pushfstring(L, "luaio.Worker %d (%s): %p", b->w ? b->w->id : 0,
-                  b->settled ? "ended" : b->w ? "running" : "closed",
+                  b->settled ? "ended"
+                  : b->w     ? "running"
+                             : "closed",
                   (void *)b);
   return 1;
 }
@@ -834,8 +838,7 @@ static int aio_worker(lua_State *L) {
   w->fn = luaio__copy_encode(L, 1, 1, is_path ? "path" : "fn", -1);
   if (top > 1) w->args = luaio__copy_encode(L, 2, top - 1, "args", 1);
   if ((rc = wshared_start(w)) != 0)
-    return luaL_error(L, "aio.worker: cannot start a thread: %s",
-                      strerror(rc));
+    return luaL_error(L, "aio.worker: cannot start a thread: %s", strerror(rc));
   return 1;
 }
 
@@ -859,8 +862,7 @@ static void job_push(lua_State *L, void *p) {
   luaL_setmetatable(L, "luaio.Job");
 }
 
-static const sharedops job_shared = {"job", job_retain, job_release,
-                                     job_push};
+static const sharedops job_shared = {"job", job_retain, job_release, job_push};
 
 static job *checkjob(lua_State *L) {
   jbox *b = luaL_checkudata(L, 1, "luaio.Job");
@@ -934,7 +936,8 @@ static void pool_close(resource *r) {
   luaio__channel_close(p->jobs);
   for (k = 0; k < p->size; k++)
     if (p->slots[k]) request_cancel(p->slots[k]);
-  for (i = 0; i < p->nold; i++) request_cancel(p->old[i]);
+  for (i = 0; i < p->nold; i++)
+    request_cancel(p->old[i]);
   grace_deadline(&ts);
   for (k = 0; k < p->size; k++)
     if (p->slots[k]) {
@@ -997,8 +1000,7 @@ static void pool_start(lua_State *L, pool *p) {
   p->started = 1;
   for (k = 0; k < p->size; k++)
     if ((rc = pool_spawn(p, k)) != 0 && k == 0)
-      luaL_error(L, "aio.to_thread: cannot start a thread: %s",
-                 strerror(rc));
+      luaL_error(L, "aio.to_thread: cannot start a thread: %s", strerror(rc));
 }
 
 /* w stays in a C call: a fresh worker takes its slot. */
@@ -1115,8 +1117,7 @@ static int to_thread_abandon(task *t, int woken) {
   return 0;
 }
 
-static const waitops to_thread_ops = {"aio.to_thread", to_thread_abandon,
-                                      NULL};
+static const waitops to_thread_ops = {"aio.to_thread", to_thread_abandon, NULL};
 
 static int k_to_thread(lua_State *L, int status, lua_KContext ctx) {
   luaio *h = luaio__host(L);
@@ -1170,8 +1171,7 @@ static int aio_to_thread(lua_State *L) {
   lua_settop(L, 1);
   if (!luaio__channel_put(p->jobs, m))
     return luaL_error(L, "aio.to_thread: the pool is closed");
-  return luaio__channel_wait_recv(L, h, j->reply, &to_thread_ops,
-                                  k_to_thread);
+  return luaio__channel_wait_recv(L, h, j->reply, &to_thread_ops, k_to_thread);
 }
 
 /* aio.set_pool{size = n}: before the pool's first use */
@@ -1241,16 +1241,12 @@ static const char group_src[] =
     "  return setmetatable({workers = ws}, Group)\n"
     "end\n";
 
-static const luaL_Reg worker_methods[] = {{"send", worker_send},
-                                          {"recv", worker_recv},
-                                          {"join", worker_join},
-                                          {"cancel", worker_cancel},
-                                          {"id", worker_id_method},
-                                          {NULL, NULL}};
+static const luaL_Reg worker_methods[] = {
+    {"send", worker_send},     {"recv", worker_recv},    {"join", worker_join},
+    {"cancel", worker_cancel}, {"id", worker_id_method}, {NULL, NULL}};
 
-static const luaL_Reg job_methods[] = {{"start", job_start},
-                                       {"finish", job_finish},
-                                       {NULL, NULL}};
+static const luaL_Reg job_methods[] = {
+    {"start", job_start}, {"finish", job_finish}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"worker", aio_worker},
                                  {"worker_id", aio_worker_id},
@@ -1288,8 +1284,8 @@ void luaio__worker_open(lua_State *L, luaio *h) {
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, funcs, 1);
   /* aio.workers(n, path_or_fn, ...) */
-  if (luaL_loadbuffer(L, group_src, sizeof group_src - 1,
-                      "=luaio.workers") != LUA_OK)
+  if (luaL_loadbuffer(L, group_src, sizeof group_src - 1, "=luaio.workers") !=
+      LUA_OK)
     lua_error(L);
   lua_pushvalue(L, -2);
   lua_getfield(L, -3, "worker");

@@ -56,7 +56,7 @@ channel *luaio__channel_new(size_t capacity); /* one reference; NULL: ENOMEM */
 void luaio__channel_retain(channel *c);
 void luaio__channel_release(channel *c);
 void luaio__channel_push(lua_State *L, channel *c); /* takes the reference */
-channel *luaio__tochannel(lua_State *L, int idx); /* NULL if not one */
+channel *luaio__tochannel(lua_State *L, int idx);   /* NULL if not one */
 /* Put m in c whatever its capacity; 0 if c is closed (m is freed). */
 int luaio__channel_put(channel *c, msg *m);
 void luaio__channel_close(channel *c);

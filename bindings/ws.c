@@ -199,8 +199,7 @@ static int ws_close(lua_State *L) {
   size_t len;
   const char *reason = luaL_optlstring(L, 3, "", &len);
   luaL_argcheck(L, len <= 123, 3, "close reason over 123 bytes");
-  wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason,
-                          len);
+  wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason, len);
   push_out(L, w);
   return 1;
 }
@@ -253,8 +252,7 @@ static int ws_client(lua_State *L) { return new_framing(L, 1); }
 /* W.new_key() -> a random Sec-WebSocket-Key */
 static int ws_new_key(lua_State *L) {
   unsigned char raw[16], out[32];
-  if (RAND_bytes(raw, sizeof raw) != 1)
-    return luaL_error(L, "no random bytes");
+  if (RAND_bytes(raw, sizeof raw) != 1) return luaL_error(L, "no random bytes");
   lua_pushlstring(L, (char *)out, (size_t)EVP_EncodeBlock(out, raw, 16));
   return 1;
 }
@@ -276,15 +274,16 @@ static int ws_accept_key(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {{"feed", ws_feed},   {"send", ws_send},
-                                   {"ping", ws_ping},   {"close", ws_close},
+static const luaL_Reg methods[] = {{"feed", ws_feed},     {"send", ws_send},
+                                   {"ping", ws_ping},     {"close", ws_close},
                                    {"status", ws_status}, {"free", ws_gc},
                                    {NULL, NULL}};
 
-static const luaL_Reg funcs[] = {
-    {"server", ws_server},         {"client", ws_client},
-    {"new_key", ws_new_key},       {"accept_key", ws_accept_key},
-    {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"server", ws_server},
+                                 {"client", ws_client},
+                                 {"new_key", ws_new_key},
+                                 {"accept_key", ws_accept_key},
+                                 {NULL, NULL}};
 
 int luaopen_luaio__ws(lua_State *L) {
   if (luaL_newmetatable(L, "luaio.WsFraming")) {

@@ -215,7 +215,9 @@ static luaio *host_new(uv_loop_t *loop, lua_State *L) {
   /* Futures' generations start where another host's are unlikely to be,
      so a handle settled through the wrong host is refused (future.c). */
   h->next_gen = (uint32_t)((((uintptr_t)h ^ uv_hrtime()) *
-                            UINT64_C(0x9E3779B97F4A7C15)) >> 32) | 1;
+                            UINT64_C(0x9E3779B97F4A7C15)) >>
+                           32) |
+                1;
   if (loop == NULL) {
     if (uv_loop_init(&h->own_loop) != 0) {
       free(h);

@@ -117,8 +117,8 @@ typedef struct task {
   lua_State *co; /* the task's thread; NULL when done */
   int ref;       /* anchor in the host's live-task table */
   unsigned char state, end, retrieved, wake_err;
-  unsigned char run_cancelled; /* starts even if cancelled before */
-  unsigned char escaped;       /* coroutine.running() gave co away: no pool */
+  unsigned char run_cancelled;  /* starts even if cancelled before */
+  unsigned char escaped;        /* coroutine.running() gave co away: no pool */
   unsigned char has_cancel_msg; /* t:cancel(msg): in the extra table */
   int nwake; /* values pushed on co for the next resume; before the task
                 starts, its arguments waiting in TUV_RESULT */
@@ -149,13 +149,13 @@ struct luaio {
   uv_loop_t *loop;
   uv_loop_t own_loop;
   unsigned char owns_loop, owns_state, from_module, running, freeing;
-  unsigned char dead;         /* freed: only the struct is left (host.c) */
-  unsigned char cancelling;   /* the end of a run: new tasks are cancelled */
+  unsigned char dead;       /* freed: only the struct is left (host.c) */
+  unsigned char cancelling; /* the end of a run: new tasks are cancelled */
   volatile unsigned char drain_stop; /* poll now: a signal came (main.c) */
-  unsigned char free_pending; /* luaio_free called while running */
+  unsigned char free_pending;        /* luaio_free called while running */
   unsigned char eager;
   unsigned char nested_ok; /* `nested` may suspend the running task */
-  lua_State *nested; /* the coroutine luaio's resume runs in the task */
+  lua_State *nested;       /* the coroutine luaio's resume runs in the task */
   int eager_depth;
   uv_check_t check; /* drains the ready queue */
   uv_idle_t idle;   /* keeps poll from blocking while tasks are ready */
@@ -168,12 +168,12 @@ struct luaio {
   size_t ntasks; /* live tasks */
   uint64_t next_id, next_scope;
   unsigned next_run; /* nested aio.run calls so far */
-  task **cascade; /* tasks whose cancellation is being passed on */
+  task **cascade;    /* tasks whose cancellation is being passed on */
   size_t ncascade, ccascade;
   unsigned char cascading;
   int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
-  int coro_ref; /* the coroutine functions coro.c replaced */
-  int exit_ref; /* the standard os.exit (exit.c) */
+  int coro_ref;                /* the coroutine functions coro.c replaced */
+  int exit_ref;                /* the standard os.exit (exit.c) */
   int nanchors, *free_anchors; /* slots of the tasks table, freed ones */
   size_t nfree_anchors, cfree_anchors;
   int nreported;     /* errors sent to on_error */
@@ -181,8 +181,8 @@ struct luaio {
   void (*on_error)(luaio *h, const char *message, void *ud);
   void *ud;
   void (*on_worker)(luaio *worker, void *ud); /* luaio_config's */
-  resource *resources; /* what bindings hold open */
-  void *slots;         /* future.c: unsettled futures */
+  resource *resources;                        /* what bindings hold open */
+  void *slots;                                /* future.c: unsettled futures */
   uint32_t nslots, free_slot, next_gen;
   uv_timer_t step_timer; /* bounds luaio_step's wait */
   /* aio.signal and aio.on_signal objects open, by signal: a script that
@@ -293,16 +293,16 @@ void luaio__future_open(lua_State *L);
 
 /* The bindings: each adds its functions (or sub-tables: aio.fs, aio.udp,
    aio.json, aio.http) to the module table on top of L. */
-void luaio__net_open(lua_State *L, luaio *h);     /* bindings/net.c … */
-void luaio__fs_open(lua_State *L, luaio *h);      /* bindings/fs.c */
-void luaio__process_open(lua_State *L, luaio *h); /* bindings/process.c */
-void luaio__signal_open(lua_State *L, luaio *h);  /* bindings/signal.c */
+void luaio__net_open(lua_State *L, luaio *h);       /* bindings/net.c … */
+void luaio__fs_open(lua_State *L, luaio *h);        /* bindings/fs.c */
+void luaio__process_open(lua_State *L, luaio *h);   /* bindings/process.c */
+void luaio__signal_open(lua_State *L, luaio *h);    /* bindings/signal.c */
 void luaio__run_signal_start(luaio *h, task *main); /* module hosts only */
 void luaio__run_signal_stop(luaio *h);
-void luaio__json_open(lua_State *L, luaio *h);    /* bindings/json.c */
-void luaio__udp_open(lua_State *L, luaio *h);     /* bindings/udp.c */
-void luaio__dns_open(lua_State *L, luaio *h);     /* bindings/dns.c */
-void luaio__worker_open(lua_State *L, luaio *h);  /* bindings/worker.c */
+void luaio__json_open(lua_State *L, luaio *h);   /* bindings/json.c */
+void luaio__udp_open(lua_State *L, luaio *h);    /* bindings/udp.c */
+void luaio__dns_open(lua_State *L, luaio *h);    /* bindings/dns.c */
+void luaio__worker_open(lua_State *L, luaio *h); /* bindings/worker.c */
 
 int luaio__stdio_index(lua_State *L); /* bindings/tty.c */
 

@@ -26,7 +26,7 @@
 
 typedef struct app {
   luaio *h;
-  task *main; /* the task that runs now, if any */
+  task *main;                  /* the task that runs now, if any */
   volatile sig_atomic_t signo; /* the signal that cancelled it */
   repl *repl; /* interactive: the REPL, which takes the signals */
   uv_signal_t sigint, sigterm;
@@ -189,7 +189,7 @@ static int dolibrary(app *a, const char *name) {
   lua_getglobal(L, "require");
   lua_pushstring(L, name);
   status = run_task(a, 1);
-  if (status == 0) { /* the global takes require's first result */
+  if (status == 0) {          /* the global takes require's first result */
     int base = lua_gettop(L); /* the task; the global's name below */
     luaio__pushresults(L, luaio__totask(L, base), 0);
     lua_settop(L, base + 1);
@@ -346,7 +346,8 @@ static int run(app *a, int argc, char **argv, int script, int args) {
   lua_pushliteral(L, "luaio");
   lua_call(L, 1, 1);
   lua_setglobal(L, "aio");
-  if (interactive && (a->repl = luaio__repl_new(a->h, isatty(0), progname)) == NULL) {
+  if (interactive &&
+      (a->repl = luaio__repl_new(a->h, isatty(0), progname)) == NULL) {
     message("cannot start the REPL: not enough memory");
     return 1;
   }

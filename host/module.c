@@ -44,8 +44,8 @@ static int keep_waiting(task *t, int woken) {
   return 0;
 }
 
-static const waitops run_ops = {"aio.run (cancelling the rest)",
-                                keep_waiting, NULL};
+static const waitops run_ops = {"aio.run (cancelling the rest)", keep_waiting,
+                                NULL};
 
 static int k_run(lua_State *L, int status, lua_KContext ctx) {
   luaio *h = luaio__host(L);
@@ -151,9 +151,9 @@ static const luaL_Reg *const all_funcs[] = {funcs,
                                             NULL};
 
 static void (*const openers[])(lua_State *L, luaio *h) = {
-    luaio__net_open,  luaio__fs_open,  luaio__process_open, luaio__signal_open,
-    luaio__json_open, luaio__udp_open, luaio__dns_open,     luaio__worker_open,
-    NULL};
+    luaio__net_open,    luaio__fs_open,     luaio__process_open,
+    luaio__signal_open, luaio__json_open,   luaio__udp_open,
+    luaio__dns_open,    luaio__worker_open, NULL};
 
 /* __index of the module table: aio.stdin, aio.stdout, aio.stderr
    (tty.c), and aio.http, aio.pg … , the embedded Lua modules luaio.http,

@@ -60,9 +60,9 @@ struct repl {
   int fn_ref;     /* the compiled input waiting to run, or LUA_NOREF */
   int printer_ref;
   const char *progname; /* argv[0]: error messages start with it */
-  int cont;     /* the chunk goes on: the second prompt */
-  char *prompt; /* the prompt shown, from _PROMPT or _PROMPT2 */
-  char *chunk; /* the statement being typed, over several lines */
+  int cont;             /* the chunk goes on: the second prompt */
+  char *prompt;         /* the prompt shown, from _PROMPT or _PROMPT2 */
+  char *chunk;          /* the statement being typed, over several lines */
   size_t nchunk, cchunk;
   char *in; /* piped input not yet cut into lines */
   size_t nin, cin;

@@ -8,7 +8,8 @@
 #include "bench.h"
 
 static size_t sink(char *p, size_t s, size_t n, void *ud) {
-  (void)p; (void)ud;
+  (void)p;
+  (void)ud;
   return s * n;
 }
 
@@ -23,7 +24,8 @@ static CURL *easy(const char *url) {
 
 int main(int argc, char **argv) {
   const char *url = argc > 1 ? argv[1] : "http://127.0.0.1:8080/";
-  long n = argc > 2 ? atol(argv[2]) : 20000, conc = argc > 3 ? atol(argv[3]) : 50;
+  long n = argc > 2 ? atol(argv[2]) : 20000,
+       conc = argc > 3 ? atol(argv[3]) : 50;
   long started = 0, done = 0;
   double w0, c0;
   CURLM *m;
@@ -41,7 +43,8 @@ int main(int argc, char **argv) {
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
       if (msg->msg != CURLMSG_DONE) continue;
       curl_multi_remove_handle(m, msg->easy_handle);
-      curl_easy_cleanup(msg->easy_handle); /* a new easy per request, as luaio */
+      curl_easy_cleanup(
+          msg->easy_handle); /* a new easy per request, as luaio */
       done++;
       if (started < n) {
         curl_multi_add_handle(m, easy(url));

@@ -12,7 +12,8 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-  int n = argc > 1 ? atoi(argv[1]) : 20000, rows = argc > 2 ? atoi(argv[2]) : 100000;
+  int n = argc > 1 ? atoi(argv[1]) : 20000,
+      rows = argc > 2 ? atoi(argv[2]) : 100000;
   sqlite3 *db;
   sqlite3_stmt *st;
   double t0;
@@ -38,7 +39,9 @@ int main(int argc, char **argv) {
   }
   printf("point %.3e\n", (now() - t0) / n);
   sqlite3_finalize(st);
-  sqlite3_exec(db, "CREATE TABLE big(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)", 0, 0, 0);
+  sqlite3_exec(db,
+               "CREATE TABLE big(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)", 0,
+               0, 0);
   t0 = now();
   sqlite3_exec(db, "BEGIN", 0, 0, 0);
   sqlite3_prepare_v2(db, "INSERT INTO big VALUES (?, ?, ?)", -1, &st, 0);

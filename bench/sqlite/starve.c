@@ -24,7 +24,10 @@ static void work(uv_work_t *w) {
   sqlite3_close(db);
   if (w->data == NULL) tq = uv_hrtime() - s;
 }
-static void after(uv_work_t *w, int status) { (void)w; (void)status; }
+static void after(uv_work_t *w, int status) {
+  (void)w;
+  (void)status;
+}
 static void on_read(uv_fs_t *r) {
   printf("file read done after %.2f s\n", (uv_hrtime() - t0) / 1e9);
   uv_fs_req_cleanup(r);
