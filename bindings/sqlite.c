@@ -989,6 +989,17 @@ static char *copy_sql(lua_State *L, sqljob *j, int idx) {
   return j->sql;
 }
 
+/* Queue job j of task t on c and wait for its rows: the connection stays
+   at 1, slots 2 and 3 receive what k_query reads. */
+static int wait_query(lua_State *L, sqlconn *c, task *t, sqljob *j) {
+  lua_settop(L, 1);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  j->t = t;
+  submit(c, j);
+  return luaio__wait(L, t, &job_ops, j, (lua_KContext)j, k_query);
+}
+
 /* conn:_query(mode, sql, ...) -> true, results | false, msg, code */
 static int sqlite_query(lua_State *L) {
   sqlconn *c = checkconn(L, 1);
@@ -1008,12 +1019,7 @@ static int sqlite_query(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   copy_params(L, j, 4, n, 0);
-  lua_settop(L, 1);
-  lua_pushnil(L);
-  lua_pushnil(L);
-  j->t = t;
-  submit(c, j);
-  return luaio__wait(L, t, &job_ops, j, (lua_KContext)j, k_query);
+  return wait_query(L, c, t, j);
 }
 
 /* conn:_many(sql, list) -> true, changes, rowid | false, msg, code */
@@ -1058,12 +1064,7 @@ static int sqlite_many(lua_State *L) {
     copy_params(L, j, -(int)np, (size_t)np, (size_t)(s * np));
     lua_pop(L, (int)np + 1);
   }
-  lua_settop(L, 1);
-  lua_pushnil(L);
-  lua_pushnil(L);
-  j->t = t;
-  submit(c, j);
-  return luaio__wait(L, t, &job_ops, j, (lua_KContext)j, k_query);
+  return wait_query(L, c, t, j);
 }
 
 /* conn:_autocommit() -> boolean: no transaction open after the last job */
