@@ -24,6 +24,8 @@
 ** as a task of its own.  The caller waits on the job's reply channel.
 */
 
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -57,7 +59,7 @@ typedef struct wshared {
   void (*on_worker)(luaio *worker, void *ud);
   void *ud;
   pthread_t tid;
-  unsigned char ctl_open, finished, abandoned; /* under mu */
+  unsigned char ctl_open, started, finished, abandoned; /* under mu */
   atomic_int cancel;
   uv_async_t ctl; /* on the worker's loop */
   /* the thread's own */
@@ -510,20 +512,52 @@ static wshared *wshared_new(luaio *h, int kind, channel *jobs) {
   return w;
 }
 
-/* Start w's thread (detached); 0, or an errno. */
+/* A thread that was let go may still be running (in a C call past the
+   grace, or finishing): its code must stay mapped after its host is gone,
+   even when the host is the module under stock lua5.4, whose lua_close
+   unloads it.  So the first thread started pins the object file that holds
+   this code (the module, the shared library or the program). */
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
+static void pin_code(void) {
+  Dl_info info;
+  if (dladdr((void *)&pin_code, &info) && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+/* Start w's thread; 0, or an errno.  A thread that could not start counts
+   as finished. */
 static int wshared_start(wshared *w) {
-  pthread_attr_t attr;
   int rc;
   pthread_once(&signal_once, install_signal);
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_once(&pin_once, pin_code);
   atomic_fetch_add(&w->refs, 1); /* the thread's */
   pthread_mutex_lock(&w->mu);
-  rc = pthread_create(&w->tid, &attr, thread_main, w);
+  rc = pthread_create(&w->tid, NULL, thread_main, w);
+  if (rc == 0)
+    w->started = 1;
+  else
+    w->finished = 1;
   pthread_mutex_unlock(&w->mu);
-  pthread_attr_destroy(&attr);
   if (rc != 0) atomic_fetch_sub(&w->refs, 1);
   return rc;
+}
+
+/* The owner lets go of w: a finished thread is joined (it has only its
+   return left), one still running is detached. */
+static void wshared_drop(wshared *w) {
+  int started, finished;
+  pthread_mutex_lock(&w->mu);
+  started = w->started;
+  finished = w->finished;
+  pthread_mutex_unlock(&w->mu);
+  if (started) {
+    if (finished)
+      pthread_join(w->tid, NULL);
+    else
+      pthread_detach(w->tid);
+  }
+  wshared_release(w);
 }
 
 /* The owner's side: outcomes and WorkerError. */
@@ -646,7 +680,7 @@ static void wbox_drop(wbox *b, int wait) {
     grace_deadline(&ts);
     wait_finished(w, &ts);
   }
-  wshared_release(w);
+  wshared_drop(w);
 }
 
 static void wbox_res_close(resource *r) {
@@ -942,11 +976,11 @@ static void pool_close(resource *r) {
   for (k = 0; k < p->size; k++)
     if (p->slots[k]) {
       wait_finished(p->slots[k], &ts);
-      wshared_release(p->slots[k]);
+      wshared_drop(p->slots[k]);
     }
   for (i = 0; i < p->nold; i++) {
     wait_finished(p->old[i], &ts);
-    wshared_release(p->old[i]);
+    wshared_drop(p->old[i]);
   }
   luaio__channel_release(p->jobs);
   if (p->h->L != NULL) {
@@ -1032,7 +1066,7 @@ static void pool_replace(pool *p, wshared *w) {
       fin = o->finished;
       pthread_mutex_unlock(&o->mu);
       if (fin) {
-        wshared_release(o);
+        wshared_drop(o);
         p->old[i] = p->old[--p->nold];
       } else
         i++;
