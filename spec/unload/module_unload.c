@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   lua_close(L); /* unloads the module */
-  sleep(4); /* the abandoned thread comes back from its C call */
+  sleep(4);     /* the abandoned thread comes back from its C call */
   puts("ok: the module's code outlived its state");
   return 0;
 }
