@@ -216,11 +216,22 @@ static int k_resolved_connect(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* Check the options at idx before anything is opened. */
-static void check_opts(lua_State *L, int idx, luaio *h) {
+/* The options each call knows: a misspelt key raises, naming it. */
+static const char *const tcp_connect_options[] = {"nodelay", "limit",
+                                                  "high_water", NULL};
+static const char *const unix_connect_options[] = {"limit", "high_water",
+                                                   NULL};
+static const char *const tcp_server_options[] = {
+    "backlog", "nodelay", "limit", "high_water", "reuse_port", NULL};
+static const char *const unix_server_options[] = {"backlog", "limit",
+                                                  "high_water", NULL};
+
+static void check_opts(lua_State *L, int idx, luaio *h,
+                       const char *const known[]) {
   stream probe;
   memset(&probe, 0, sizeof probe);
   probe.h = h;
-  if (!lua_isnoneornil(L, idx)) luaL_checktype(L, idx, LUA_TTABLE);
+  luaio__check_options(L, idx, known);
   luaio__stream_opts(L, idx, &probe);
 }
 
@@ -234,7 +245,7 @@ static int aio_open_connection(lua_State *L) {
   netop *op;
   luaL_checkstring(L, 1);
   check_port(L, 2);
-  check_opts(L, 3, luaio__host(L));
+  check_opts(L, 3, luaio__host(L), tcp_connect_options);
   lua_settop(L, 3);
   luaio__enter_wait(L, luaio__host(L));
   op = new_op(L);
@@ -249,7 +260,7 @@ static int aio_open_unix_connection(lua_State *L) {
   netop *op;
   stream *s;
   task *t;
-  check_opts(L, 2, h);
+  check_opts(L, 2, h, unix_connect_options);
   lua_settop(L, 2);
   lua_pushnil(L);
   lua_insert(L, 2); /* the options at 3, as for TCP */
@@ -623,7 +634,7 @@ static int aio_start_server(lua_State *L) {
   if (lua_type(L, 1) != LUA_TFUNCTION) luaL_checktype(L, 1, LUA_TFUNCTION);
   if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
   check_port(L, 3);
-  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  luaio__check_options(L, 4, tcp_server_options);
   memset(&probe, 0, sizeof probe);
   server_opts(L, 4, &probe, &backlog);
   lua_settop(L, 4);
@@ -645,7 +656,7 @@ static int aio_start_unix_server(lua_State *L) {
   struct stat st;
   server *v;
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  luaio__check_options(L, 3, unix_server_options);
   luaio__enter_wait(L, h);
   /* A socket left behind by an earlier server is replaced. */
   if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path);

@@ -221,6 +221,37 @@ describe("aio.open_connection", function()
     end)
   end)
 
+  it("rejects unknown option keys, naming them and the function", function()
+    run(function()
+      local function rejects(key, fn, ...)
+        local ok, err = pcall(fn, ...)
+        assert.is_false(ok)
+        assert.matches("unknown option '" .. key .. "'", err, 1, true)
+      end
+      local handler = function() end
+      rejects("nodelai", aio.open_connection, "127.0.0.1", 1,
+              {nodelai = false})
+      rejects("backlg", aio.start_server, handler, "127.0.0.1", 0,
+              {backlg = 8})
+      rejects("reuse_port", aio.start_unix_server, handler,
+              os.tmpname() .. ".sock", {reuse_port = true})
+      rejects("nodelay", aio.open_unix_connection, "/nonexistent",
+              {nodelay = true})
+      local ok, err = pcall(aio.open_connection, "127.0.0.1", 1, {[1] = 2})
+      assert.is_false(ok)
+      assert.matches("unknown option 'number'", err, 1, true)
+      assert.matches("open_connection", err, 1, true)
+      -- the known ones pass the check and still mean what they say
+      local srv = assert(aio.start_server(function(s) s:close() end,
+                                          "127.0.0.1", 0,
+                                          {backlog = 4, nodelay = false}))
+      local s = assert(aio.open_connection("127.0.0.1", srv.port,
+                                           {nodelay = true, limit = 1024}))
+      s:close()
+      srv:close()
+    end)
+  end)
+
   it("can be cancelled while it connects; the server is unharmed",
      function()
     run(function()
