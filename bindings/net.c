@@ -219,8 +219,7 @@ static int k_resolved_connect(lua_State *L, int status, lua_KContext ctx) {
 /* The options each call knows: a misspelt key raises, naming it. */
 static const char *const tcp_connect_options[] = {"nodelay", "limit",
                                                   "high_water", NULL};
-static const char *const unix_connect_options[] = {"limit", "high_water",
-                                                   NULL};
+static const char *const unix_connect_options[] = {"limit", "high_water", NULL};
 static const char *const tcp_server_options[] = {
     "backlog", "nodelay", "limit", "high_water", "reuse_port", NULL};
 static const char *const unix_server_options[] = {"backlog", "limit",

@@ -283,10 +283,11 @@ static void fs_read_next(stream *s) {
   s->reading = 1;
 }
 
-/* Read while the buffer is below the limit or a reader needs more. */
+/* Read while the buffer is below the limit or a reader needs more; a
+   stream on demand only while a reader needs more. */
 void luaio__stream_update(stream *s) {
   int want = !s->closed && !s->wronly && !s->eof && !s->rerr &&
-             (s->len < s->limit || s->len < s->want);
+             ((s->len < s->limit && !s->demand) || s->len < s->want);
   if (s->kind == SK_FILE) {
     if (want && !s->reading) fs_read_next(s);
     return;

@@ -39,6 +39,7 @@ struct stream {
   stream *next; /* in a server's queue of accepted connections */
   unsigned char kind, closed, closing, reading, eof, shut, stdio, wronly;
   unsigned char linger; /* closed, flushing its queued writes first */
+  unsigned char demand; /* reads only while a reader waits (a terminal) */
   int rerr, werr;       /* read and write errors (libuv codes) */
   /* reading: the buffered bytes are buf[off .. off + len) */
   char *buf;
@@ -81,6 +82,5 @@ int luaio__fail(lua_State *L, const char *code, const char *msg);
 int luaio__stream_read_all(lua_State *L);
 
 void luaio__stream_open(lua_State *L, luaio *h);
-
 
 #endif

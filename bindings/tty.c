@@ -7,7 +7,8 @@
 ** file (or a character device such as /dev/null) is read and written with
 ** libuv's file requests on the thread pool, so none of them blocks the
 ** loop.  libuv never closes descriptors 0 to 2, and a pipe is put back in
-** blocking mode when its stream closes.
+** blocking mode when its stream closes.  A terminal on stdin is read only
+** while a task waits to read it.
 */
 
 #include <string.h>
@@ -37,6 +38,10 @@ static stream *open_fd(luaio *h, int fd, int *err) {
   /* A write to stdout or stderr returns once its bytes are with the
      system, so that none is lost when the program ends. */
   if (fd != 0) s->high = 0;
+  /* A terminal is shared: with the REPL's line editor, with a child that
+     inherits it.  aio.stdin takes from it only what a reader asks for, so
+     keys typed after a read_line stay with whoever reads next. */
+  if (fd == 0 && kind == SK_TTY) s->demand = 1;
   if (kind == SK_TTY)
     *err = uv_tty_init(h->loop, &s->u.tty, fd, fd == 0);
   else if (kind == SK_PIPE) {

@@ -71,15 +71,23 @@ static void print_usage(const char *badoption) {
    happens. */
 static app *sig_app;
 static struct sigaction uv_action[2]; /* libuv's, for SIGINT and SIGTERM */
-static volatile sig_atomic_t sig_pending, sig_count;
+static volatile sig_atomic_t sig_pending, sig_count, sig_signo;
+static unsigned sig_taken; /* signals the hook handled (main thread only) */
 
 static void on_hook(lua_State *L, lua_Debug *ar) {
-  task *t = sig_app->h->current;
+  app *a = sig_app;
+  task *t = a->h->current;
   scope *s;
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
   if (!sig_pending || t == NULL) return; /* the loop has seen it */
-  luaio__task_cancel_msg(L, t, "interrupted");
+  sig_pending = 0;
+  /* The REPL cancels its foreground line (or clears the prompt) here, and
+     its loop callback leaves the signal; a task running at the prompt is
+     cancelled too, or nothing would stop it.  A script's main task is
+     cancelled by the loop callback as well. */
+  if (a->repl != NULL && luaio__repl_signal(a->repl, sig_signo)) sig_taken++;
+  if (t->ncancelled == 0) luaio__task_cancel_msg(L, t, "interrupted");
   if ((s = luaio__cancelled_scope(t)) == NULL) return; /* shielded */
   luaio__cancelled_push(L, s);
   lua_error(L);
@@ -90,8 +98,10 @@ static void on_signal_c(int signo) {
   task *t;
   uv_action[signo == SIGTERM].sa_handler(signo);
   if (a == NULL || a->h->nsigwatch[signo] > 0) return;
+  if (a->repl != NULL) luaio__repl_note_signal(signo);
   if (a->repl == NULL && sig_count++ > 0) _exit(128 + signo);
   if (a->repl == NULL) a->signo = signo; /* for the exit status */
+  sig_signo = signo;
   sig_pending = 1;
   a->h->drain_stop = 1;
   if ((t = a->h->current) != NULL)
@@ -103,6 +113,10 @@ static void on_signal(uv_signal_t *s, int signo) {
   app *a = s->data;
   sig_pending = 0;
   if (a->h->nsigwatch[signo] > 0) return;
+  if (sig_taken > 0) { /* the hook did what this would do */
+    sig_taken--;
+    return;
+  }
   if (a->repl != NULL && luaio__repl_signal(a->repl, signo)) return;
   a->signo = signo;
   if (a->main != NULL && a->main->state != T_DONE)

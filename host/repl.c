@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,38 @@ static void end_of_input(repl *r) {
   }
 }
 
+/* SIGINT, seen by the command's signal handler before the loop sees it. */
+static volatile sig_atomic_t sigint_seen;
+
+void luaio__repl_note_signal(int signo) {
+  if (signo == SIGINT) sigint_seen = 1;
+}
+
+/* libedit's reads of keys.  rl_callback_read_char runs when the poll says
+   a key is there, so a first read never waits; but an incremental search
+   (Ctrl-R) or an escape sequence reads its further keys itself, waiting
+   with the loop stopped.  A SIGINT in that wait ends the poll (poll is
+   never restarted) and gives libedit a Ctrl-G, which abandons the search
+   and restores the line; the loop then handles the SIGINT as at the
+   prompt, clearing the line. */
+static int read_key(FILE *f) {
+  struct pollfd p;
+  unsigned char c;
+  ssize_t n;
+  (void)f;
+  p.fd = 0;
+  p.events = POLLIN;
+  for (;;) {
+    if (poll(&p, 1, -1) < 0) {
+      if (errno != EINTR) return EOF;
+      if (sigint_seen) return 0x07; /* Ctrl-G: abort */
+      continue;
+    }
+    if ((n = read(0, &c, 1)) == 1) return c;
+    if (n == 0 || (errno != EINTR && errno != EAGAIN)) return EOF;
+  }
+}
+
 static void on_readable(uv_poll_t *p, int status, int events) {
   repl *r = p->data;
   (void)events;
@@ -815,6 +848,7 @@ int luaio__repl_run(repl *r) {
 }
 
 int luaio__repl_signal(repl *r, int signo) {
+  if (signo == SIGINT) sigint_seen = 0;
   if (r->ending) return 0;
   if (signo == SIGINT && r->fg != NULL) {
     if (r->tty) write_out(r, stdout, "\n", 1); /* after the ^C echoed */
@@ -884,6 +918,7 @@ repl *luaio__repl_new(luaio *h, int tty, const char *progname) {
   }
   if (tty) {
     rl_catch_signals = 0; /* SIGINT is the loop's */
+    rl_getc_function = read_key;
     rl_catch_sigwinch = 0;
     rl_readline_name = "luaio";
     rl_attempted_completion_function = complete;

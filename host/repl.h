@@ -31,6 +31,10 @@ int luaio__repl_run(repl *r);
    leaves the signal to the command. */
 int luaio__repl_signal(repl *r, int signo);
 
+/* From the command's signal handler (async-signal-safe): a signal is on
+   its way to the loop; a SIGINT ends a key wait inside the line editor. */
+void luaio__repl_note_signal(int signo);
+
 /* Write a message (an error report) to stderr without garbling the line
    being edited. */
 void luaio__repl_report(repl *r, const char *msg);

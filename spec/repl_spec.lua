@@ -185,6 +185,51 @@ describe("the REPL on a terminal", function()
     assert.equals("> 3 * 3", lines[#lines - 2])
   end)
 
+  it("interrupts a line that never waits, once, on Ctrl-C", function()
+    t:line('print("spin" .. "ning") while true do end')
+    t:wait_for("spinning")
+    t:key("C-c")
+    t:wait_for("CancelledError: interrupted")
+    t:line('aio.spawn(function() print("bg " .. "spins") ' ..
+      'while true do end end)')
+    t:wait_for("bg spins")
+    t:key("C-c") -- the task spinning at the prompt is the one cancelled
+    t:wait_for("cancelled>")
+    t:line("6 * 7")
+    t:wait_for("\n42\n>")
+    -- one ^C each: the loop did not act on a signal the hook handled
+    local _, n = t:screen():gsub("%^C", "")
+    assert.equals(2, n)
+  end)
+
+  it("abandons a Ctrl-R search on Ctrl-C (issue 12, item 10)", function()
+    t:line('print("first" .. " line")')
+    t:wait_for("first line")
+    t:key("C-r")
+    t:type("pri")
+    t:wait_for("bck:") -- libedit's search prompt
+    t:key("C-c")
+    t:wait_for("^C")
+    t:line("3 * 3")
+    t:wait_for("\n9\n>") -- the typed keys went to a fresh prompt
+  end)
+
+  it("hands the terminal to aio.stdin only while it reads (issue 12, " ..
+     "item 10)", function()
+    t:line('print("rea" .. "ding") x = aio.stdin:read_line() ' ..
+      'print("go" .. "t")')
+    t:wait_for("reading")
+    t:line("hello there")
+    t:wait_for("got")
+    t:wait_until("the prompt", function()
+      local lines = t:lines()
+      return lines[#lines] == ">"
+    end)
+    t:line('print(("k"):rep(3), x)') -- the REPL reads this, not aio.stdin
+    t:wait_for("kkk")
+    t:wait_for("hello there", 2) -- typed, then printed beside kkk
+  end)
+
   it("completes globals, fields and methods with TAB", function()
     t:type("aio.sl")
     t:key("Tab")
