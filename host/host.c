@@ -189,7 +189,7 @@ static void attach(luaio *h, lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &hostkey);
   lua_newtable(L);
   h->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
+  h->pool = lua_newthread(L);
   h->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L); /* failed tasks, weak keys */
   lua_createtable(L, 0, 1);
@@ -231,7 +231,8 @@ static luaio *host_new(uv_loop_t *loop, lua_State *L) {
   uv_idle_init(loop, &h->idle);
   uv_timer_init(loop, &h->timer);
   uv_timer_init(loop, &h->step_timer);
-  h->check.data = h->idle.data = h->timer.data = h;
+  uv_timer_init(loop, &h->pool_timer);
+  h->check.data = h->idle.data = h->timer.data = h->pool_timer.data = h;
   uv_check_start(&h->check, on_check);
   uv_unref((uv_handle_t *)&h->check);
   (void)L;
@@ -299,6 +300,7 @@ static void close_handles(luaio *h) {
   uv_close((uv_handle_t *)&h->idle, NULL);
   uv_close((uv_handle_t *)&h->timer, NULL);
   uv_close((uv_handle_t *)&h->step_timer, NULL);
+  uv_close((uv_handle_t *)&h->pool_timer, NULL);
   if (h->owns_loop) {
     uv_walk(h->loop, on_walk_close, NULL);
     uv_run(h->loop, UV_RUN_DEFAULT);

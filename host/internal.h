@@ -157,10 +157,11 @@ struct luaio {
   unsigned char nested_ok; /* `nested` may suspend the running task */
   lua_State *nested;       /* the coroutine luaio's resume runs in the task */
   int eager_depth;
-  uv_check_t check; /* drains the ready queue */
-  uv_idle_t idle;   /* keeps poll from blocking while tasks are ready */
-  uv_timer_t timer; /* the earliest node of the heap */
-  task **ready;     /* ring buffer */
+  uv_check_t check;      /* drains the ready queue */
+  uv_idle_t idle;        /* keeps poll from blocking while tasks are ready */
+  uv_timer_t timer;      /* the earliest node of the heap */
+  uv_timer_t pool_timer; /* gives idle pooled threads back (task.c) */
+  task **ready;          /* ring buffer */
   size_t rhead, rcount, rcap;
   tnode **heap; /* 1-based binary min-heap */
   size_t nheap, cheap;
@@ -171,9 +172,11 @@ struct luaio {
   task **cascade;    /* tasks whose cancellation is being passed on */
   size_t ncascade, ccascade;
   unsigned char cascading;
-  int tasks_ref, pool_ref, failed_ref, task_mt_ref, npool;
-  int coro_ref;                /* the coroutine functions coro.c replaced */
-  int exit_ref;                /* the standard os.exit (exit.c) */
+  int tasks_ref, pool_ref, failed_ref, task_mt_ref;
+  lua_State *pool;     /* idle threads for new tasks, on this one's stack */
+  int npool, pool_low; /* how many; the fewest since the last trim */
+  int coro_ref;        /* the coroutine functions coro.c replaced */
+  int exit_ref;        /* the standard os.exit (exit.c) */
   int nanchors, *free_anchors; /* slots of the tasks table, freed ones */
   size_t nfree_anchors, cfree_anchors;
   int nreported;     /* errors sent to on_error */

@@ -13,8 +13,9 @@
 
 #include "internal.h"
 
-#define POOL_MAX 4096 /* idle threads kept for reuse */
-#define EAGER_MAX 16  /* eager starts nested inside each other */
+#define POOL_KEEP 256    /* idle threads always kept for reuse */
+#define POOL_TRIM_MS 500 /* how often the idle surplus over that goes */
+#define EAGER_MAX 16     /* eager starts nested inside each other */
 
 /* The registry key of the metatable of the sentinel a failed task holds:
    its __gc reports an error nobody saw. */
@@ -149,9 +150,9 @@ static void push_awaiters(lua_State *L, task *t, int *left) {
    knows, the traceback from where the error was raised and the tasks
    awaiting this one; the report, with the error's text, the task's name
    and spawn site, is put together when it is read.  No __tostring runs
-   here, so the error keeps its identity whatever its metatable does.  An error re-raised from an awaited task
-   keeps a link to that task (extra.cause, set by await), and the report
-   follows the links. */
+   here, so the error keeps its identity whatever its metatable does.  An error
+   re-raised from an awaited task keeps a link to that task (extra.cause, set by
+   await), and the report follows the links. */
 static int task_msgh(lua_State *L) {
   luaio *h;
   task *t;
@@ -354,6 +355,33 @@ static void run_callbacks(lua_State *L, int ud) {
   lua_pop(L, 2);
 }
 
+/* The pool of idle threads.  A task that ends gives its thread to the
+   next task to start: tasks that end before the next ones start share one
+   thread, and a burst of N concurrent tasks leaves N threads, each with
+   its grown stack, for the next burst (a new thread costs a stack and a
+   collection).  The pool grows as far as the pool thread's stack may
+   (LUAI_MAXSTACK); once a period, the threads that sat idle all of it,
+   beyond POOL_KEEP, go, so a burst's threads go back to the collector
+   within two periods of its end.  Only the pool's stack changes here: no
+   Lua code runs. */
+
+static void on_pool_timer(uv_timer_t *timer) {
+  luaio *h = timer->data;
+  int drop = h->pool_low > POOL_KEEP ? h->pool_low - POOL_KEEP : 0;
+  if (drop > 0) {
+    h->npool -= drop;
+    lua_settop(h->pool, h->npool);
+  }
+  h->pool_low = h->npool;
+  if (h->npool <= POOL_KEEP) uv_timer_stop(timer);
+}
+
+static void pool_trim_start(luaio *h) {
+  h->pool_low = h->npool;
+  uv_timer_start(&h->pool_timer, on_pool_timer, POOL_TRIM_MS, POOL_TRIM_MS);
+  uv_unref((uv_handle_t *)&h->pool_timer);
+}
+
 /* End task t, whose thread has returned or failed; the task is at ud on
    the main thread's stack (0: not there yet).  Leaves L's stack below ud. */
 static void finish(luaio *h, task *t, int status, int nres, int ud) {
@@ -401,11 +429,11 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
   lua_getiuservalue(L, ud, TUV_THREAD);
   lua_pushnil(L);
   lua_setiuservalue(L, ud, TUV_THREAD);
-  if (status == LUA_OK && h->npool < POOL_MAX && !t->escaped) {
+  if (status == LUA_OK && !t->escaped && lua_checkstack(h->pool, 1)) {
     lua_settop(co, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, ++h->npool);
+    lua_xmove(L, h->pool, 1);
+    if (++h->npool > POOL_KEEP && !uv_is_active((uv_handle_t *)&h->pool_timer))
+      pool_trim_start(h);
   } else if (status != LUA_OK)
     lua_resetthread(co);
   else
@@ -456,9 +484,8 @@ static int start(luaio *h, task *t) {
   lua_checkstack(L, 8);
   luaio__pushtask(L, t);
   if (h->npool > 0) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
-    lua_rawgeti(L, -1, h->npool--);
-    lua_remove(L, -2);
+    lua_xmove(h->pool, L, 1);
+    if (--h->npool < h->pool_low) h->pool_low = h->npool;
     co = lua_tothread(L, -1);
   } else
     co = lua_newthread(L);
