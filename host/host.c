@@ -386,14 +386,13 @@ void luaio_free(luaio *h) {
   }
   close_handles(h);
   free(h->ready);
-  free(h->heap);
+  luaio__timer_free(h);
   free(h->slots);
   free(h->cascade);
   free(h->free_anchors);
   if (keep) { /* the rest goes with the state (host_gc) */
     h->dead = 1;
     h->ready = NULL;
-    h->heap = NULL;
     h->slots = NULL;
     h->cascade = NULL;
     h->free_anchors = NULL;

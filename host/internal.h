@@ -79,12 +79,23 @@ typedef struct resource {
 void luaio__res_add(luaio *h, resource *r);
 void luaio__res_remove(luaio *h, resource *r);
 
-/* A node of the host's timer heap (sleeps and timeout deadlines). */
+/* A timer node (a sleep or a timeout deadline), kept in its task or scope.
+   Nodes due in the same millisecond share a bucket, in order of `due`;
+   the buckets form the host's heap (timer.c). */
 typedef struct tnode {
   uint64_t due; /* uv_hrtime() nanoseconds */
-  size_t index; /* 0: not in the heap */
+  struct tnode *prev, *next;
+  struct tbucket *bucket; /* NULL: not armed */
   void (*fire)(struct tnode *n);
 } tnode;
+
+typedef struct tbucket {
+  uint64_t ms; /* nodes due in ((ms - 1) ms, ms ms] */
+  tnode *head, *tail;
+  size_t index; /* in the heap, from 1 */
+} tbucket;
+
+#define TRECENT 64 /* buckets found again by their millisecond */
 
 /* A cancel scope: a task's root, a timeout, a group body or a shield. */
 struct scope;
@@ -163,8 +174,11 @@ struct luaio {
   uv_timer_t pool_timer; /* gives idle pooled threads back (task.c) */
   task **ready;          /* ring buffer */
   size_t rhead, rcount, rcap;
-  tnode **heap; /* 1-based binary min-heap */
+  tbucket **heap; /* 1-based binary min-heap of timer buckets */
   size_t nheap, cheap;
+  tbucket *recent[TRECENT]; /* by ms % TRECENT, if still in the heap */
+  tbucket **spare;          /* emptied buckets for reuse */
+  size_t nspare, cspare;
   task *current;
   size_t ntasks; /* live tasks */
   uint64_t next_id, next_scope;
@@ -259,6 +273,7 @@ void luaio__scope_open(lua_State *L);
 uint64_t luaio__now(void);
 void luaio__timer_add(luaio *h, tnode *n, uint64_t due);
 void luaio__timer_remove(luaio *h, tnode *n);
+void luaio__timer_free(luaio *h); /* the buckets, at the end */
 void luaio__timer_fire(luaio *h);
 
 /* error.c */

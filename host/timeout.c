@@ -150,7 +150,7 @@ static int new_timeout(lua_State *L, int relative) {
   to->h = h;
   to->expired = 0;
   to->line = 0;
-  to->timer.index = 0;
+  to->timer.bucket = NULL;
   to->timer.fire = on_deadline;
   to->ref = LUA_NOREF;
   luaL_setmetatable(L, "luaio.Timeout");
@@ -223,7 +223,7 @@ static int timeout_expired(lua_State *L) {
 /* scope:when() -> deadline on aio.time()'s clock | nil */
 static int timeout_when(lua_State *L) {
   timeout *to = checktimeout(L);
-  if (to->timer.index == 0) return 0;
+  if (to->timer.bucket == NULL) return 0;
   lua_pushnumber(L, (lua_Number)to->timer.due / 1e9);
   return 1;
 }
@@ -233,7 +233,7 @@ static int timeout_tostring(lua_State *L) {
   lua_pushfstring(L, "<timeout %s>",
                   to->expired            ? "expired"
                   : !to->s.active        ? "closed"
-                  : to->timer.index == 0 ? "without deadline"
+                  : to->timer.bucket == NULL ? "without deadline"
                                          : "pending");
   return 1;
 }

@@ -385,6 +385,54 @@ describe("aio.sleep", function()
     end)
   end)
 
+  it("wakes thousands of timers in deadline order, none early", function()
+    -- Deadlines spread over many milliseconds, several in each, made in an
+    -- order unlike their own: each task reads its exact deadline from its
+    -- timeout scope, and the wake order must follow it.
+    run(function()
+      math.randomseed(12)
+      local woke, ts = {}, {}
+      for i = 1, 3000 do
+        local d = math.random(1, 4000) / 20000 -- up to 0.2 s in 50 us steps
+        ts[i] = aio.spawn(function()
+          local s <close> = aio.timeout(d)
+          local due = s:when()
+          pcall(aio.sleep, 10)
+          woke[#woke + 1] = {due = due, at = aio.time(), i = i}
+        end)
+      end
+      aio.gather(ts)
+      assert.equal(3000, #woke)
+      for k = 2, #woke do
+        if woke[k].due < woke[k - 1].due then
+          error(("task %d (due %.6f) woke after task %d (due %.6f)"):format(
+            woke[k].i, woke[k].due, woke[k - 1].i, woke[k - 1].due))
+        end
+      end
+      for _, w in ipairs(woke) do assert.is_true(w.at >= w.due) end
+    end)
+  end)
+
+  it("keeps the other sleepers of a millisecond when some are cancelled", function()
+    run(function()
+      local woke, ts = {}, {}
+      for i = 1, 200 do
+        ts[i] = aio.spawn(function()
+          local t0 = aio.time()
+          aio.sleep(0.02)
+          assert.is_true(aio.time() - t0 >= 0.02)
+          woke[#woke + 1] = i
+        end)
+      end
+      aio.sleep(0)
+      for i = 1, 200, 2 do ts[i]:cancel() end
+      for i = 1, 200 do pcall(ts[i].await, ts[i]) end
+      assert.equal(100, #woke)
+      for k, i in ipairs(woke) do assert.equal(2 * k, i) end
+      for i = 1, 200, 2 do assert.is_true(ts[i]:cancelled()) end
+    end)
+  end)
+
   it("rejects a duration that is not a number", function()
     run(function()
       assert.has_error(function() aio.sleep("x") end)
