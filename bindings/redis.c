@@ -10,7 +10,10 @@
 ** goes in the close callback once the userdata was collected too.
 **
 ** Commands are sent as argv; hiredis writes them in order and calls back
-** in order, so the tasks sharing a connection pipeline.  A callback runs
+** in order, so the tasks sharing a connection pipeline.  The write is put
+** off until the ready tasks have run (luaio__defer): the commands of one
+** scheduler round go out in one write, and a round trip costs a write, a
+** poll and a read, with no change of poll interest.  A callback runs
 ** inside hiredis (inside a libuv callback): it only takes the reply (moved
 ** out of hiredis's object, which hiredis then frees empty) and wakes the
 ** task; the continuation turns it into Lua values.  A command whose task
@@ -63,7 +66,8 @@ struct rconn {
   int events;  /* what hiredis wants */
   int polling; /* what the poll watches */
   unsigned char has_poll, poll_closed, timer_closed, collected, paused;
-  unsigned char connected, subscribed, closing, user_closed;
+  unsigned char connected, subscribed, closing, user_closed, flushing;
+  deferred flush;    /* the commands queued by the tasks that ran */
   char *err;         /* why the connection ended */
   uint64_t reply_ms; /* the watchdog; 0: none */
   size_t owed;       /* replies owed to commands */
@@ -133,10 +137,25 @@ static void ev_del_read(void *d) {
   rc->events &= ~UV_READABLE;
   update_poll(rc);
 }
+/* A command was queued: the write waits until the tasks ready now have
+   run, so what they all queued goes in one write, and the poll watches for
+   writability only when the socket took less (or while connecting). */
 static void ev_add_write(void *d) {
   rconn *rc = d;
+  if (rc->connected && !rc->flushing) {
+    luaio__defer(rc->h, &rc->flush);
+    return;
+  }
   rc->events |= UV_WRITABLE;
   update_poll(rc);
+}
+
+static void run_flush(deferred *d) {
+  rconn *rc = container_of(d, rconn, flush);
+  if (rc->ac == NULL) return;
+  rc->flushing = 1;
+  redisAsyncHandleWrite(rc->ac); /* may free the context */
+  rc->flushing = 0;
 }
 static void ev_del_write(void *d) {
   rconn *rc = d;
@@ -147,6 +166,7 @@ static void ev_del_write(void *d) {
 /* hiredis frees its context: no more hooks, no more callbacks. */
 static void ev_cleanup(void *d) {
   rconn *rc = d;
+  luaio__undefer(rc->h, &rc->flush);
   if (rc->ac != NULL && rc->ac->errstr != NULL && rc->ac->err)
     set_err(rc, rc->ac->errstr);
   rc->ac = NULL;
@@ -587,6 +607,7 @@ static int redis_connect(lua_State *L) {
   rc->ac = ac;
   rc->reply_ms = (uint64_t)ms;
   rc->res.close = res_close;
+  rc->flush.run = run_flush;
   uv_timer_init(h->loop, &rc->watchdog);
   rc->watchdog.data = rc;
   uv_unref((uv_handle_t *)&rc->watchdog);

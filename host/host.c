@@ -69,6 +69,37 @@ void luaio__unready(task *t) {
   if (h->rcount == 0) uv_idle_stop(&h->idle);
 }
 
+/* Deferred work.  Queued outside a drain, the idle handle makes sure the
+   check phase comes round without waiting for I/O. */
+
+void luaio__defer(luaio *h, deferred *d) {
+  if (d->queued) return;
+  d->queued = 1;
+  d->prev = NULL;
+  d->next = h->deferred;
+  if (d->next) d->next->prev = d;
+  h->deferred = d;
+  uv_idle_start(&h->idle, on_idle);
+}
+
+void luaio__undefer(luaio *h, deferred *d) {
+  if (!d->queued) return;
+  d->queued = 0;
+  if (d->prev)
+    d->prev->next = d->next;
+  else
+    h->deferred = d->next;
+  if (d->next) d->next->prev = d->prev;
+}
+
+static void run_deferred(luaio *h) {
+  deferred *d;
+  while ((d = h->deferred) != NULL) {
+    luaio__undefer(h, d);
+    d->run(d);
+  }
+}
+
 /* Resume the tasks that are ready now; those they make ready run in a
    later round, so that sleep(0) lets every other task run once.  Rounds
    go on without polling while tasks keep each other busy, up to a bound
@@ -92,13 +123,19 @@ int luaio__drain(luaio *h) {
     }
   }
 out:
+  if (h->deferred != NULL) run_deferred(h);
   if (h->rcount == 0) uv_idle_stop(&h->idle);
   return ran;
 }
 
 static void on_check(uv_check_t *c) {
   luaio *h = c->data;
-  if (h->rcount > 0) luaio__drain(h);
+  if (h->rcount > 0)
+    luaio__drain(h);
+  else if (h->deferred != NULL) {
+    run_deferred(h);
+    if (h->rcount == 0) uv_idle_stop(&h->idle);
+  }
 }
 
 /* Errors nobody retrieved. */

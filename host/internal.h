@@ -97,6 +97,19 @@ typedef struct tbucket {
 
 #define TRECENT 64 /* buckets found again by their millisecond */
 
+/* Work put off until the tasks ready now have run: a binding that would
+   write once per task (a Redis command) writes what they all queued once.
+   `run` is called from the scheduler, outside any task and any library
+   callback; it may write, wake or cancel, but runs no Lua code. */
+typedef struct deferred {
+  struct deferred *prev, *next;
+  void (*run)(struct deferred *d);
+  unsigned char queued;
+} deferred;
+
+void luaio__defer(luaio *h, deferred *d);   /* once; no-op if queued */
+void luaio__undefer(luaio *h, deferred *d); /* before d's memory goes */
+
 /* A cancel scope: a task's root, a timeout, a group body or a shield. */
 struct scope;
 
@@ -199,6 +212,7 @@ struct luaio {
   void *ud;
   void (*on_worker)(luaio *worker, void *ud); /* luaio_config's */
   resource *resources;                        /* what bindings hold open */
+  deferred *deferred;                         /* luaio__defer's */
   void *slots;                                /* future.c: unsettled futures */
   uint32_t nslots, free_slot, next_gen;
   uv_timer_t step_timer; /* bounds luaio_step's wait */
