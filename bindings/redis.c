@@ -352,6 +352,21 @@ static void check_alive(lua_State *L, rconn *rc) {
   }
 }
 
+/* The decimal digits of v in buf (room for 21), as Lua writes them. */
+static size_t format_int(char *buf, lua_Integer v) {
+  char tmp[24];
+  size_t n = 0, len = 0;
+  lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) buf[len++] = '-';
+  while (n > 0)
+    buf[len++] = tmp[--n];
+  return len;
+}
+
 /* Send argv from index `first`; 0 or an error raised. */
 static int send_argv(lua_State *L, rconn *rc, int first, redisCallbackFn *fn,
                      void *priv) {
@@ -363,11 +378,16 @@ static int send_argv(lua_State *L, rconn *rc, int first, redisCallbackFn *fn,
     argv = lua_newuserdatauv(L, (size_t)n * sizeof *argv, 0);
     lens = lua_newuserdatauv(L, (size_t)n * sizeof *lens, 0);
   }
+  char digits[ARGV_SMALL][24]; /* integers, written without a Lua string */
   for (i = 0; i < n; i++) {
     int idx = first + i, t = lua_type(L, idx);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       return luaL_argerror(L, idx, "string or number expected");
-    argv[i] = lua_tolstring(L, idx, &lens[i]);
+    if (i < ARGV_SMALL && lua_isinteger(L, idx)) {
+      lens[i] = format_int(digits[i], lua_tointeger(L, idx));
+      argv[i] = digits[i];
+    } else
+      argv[i] = lua_tolstring(L, idx, &lens[i]);
   }
   rv = redisAsyncCommandArgv(rc->ac, fn, priv, n, argv, lens);
   if (rv != REDIS_OK) return luaL_error(L, "redis: cannot send the command");

@@ -28,6 +28,16 @@ describe("aio.redis replies", function()
       assert.same({}, r:call("LRANGE", K"nolist", 0, -1))
       r:call("RPUSH", K"l", 1, 2.5, "x")                     -- numbers as argv
       assert.same({"1", "2.5", "x"}, r:call("LRANGE", K"l", 0, -1))
+      local ints = {0, -1, 7, 10, math.maxinteger, math.mininteger, 3.0, -0.0}
+      r:call("RPUSH", K"ints", table.unpack(ints))
+      local want = {}
+      for i, v in ipairs(ints) do want[i] = tostring(v) end
+      assert.same(want, r:call("LRANGE", K"ints", 0, -1))
+      local many = {}                          -- more arguments than fit inline
+      for i = 1, 40 do many[i] = i * 1000003 - 20 end
+      r:call("RPUSH", K"many", table.unpack(many))
+      local got = r:call("LRANGE", K"many", 0, -1)
+      for i = 1, 40 do assert.equal(tostring(many[i]), got[i]) end
       local e = S.assert_raises("RedisError", r.call, r, "LPUSH", K"s", "x")
       assert.equal("WRONGTYPE", e.code)
       assert.matches("WRONGTYPE", e.message)

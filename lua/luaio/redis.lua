@@ -163,14 +163,26 @@ local function blocking(self, ...)
   return res
 end
 
+-- Command names as written, known to go on the shared connection: the
+-- common call skips upper-casing and the two lookups.  Bounded, so
+-- made-up names cannot grow it without end.
+local plain, nplain = {}, 0
+
 -- r:call(cmd, ...) -> reply
 function Client:call(...)
+  local cmd, c = ..., self.conn
+  if plain[cmd] and not self.closed and c ~= nil and c:alive() then
+    return c:call(...)
+  end
   closed_check(self)
-  local name = upper((...))
+  local name = upper(cmd)
   if BLOCKING[name] then return blocking(self, ...) end
   local use = STATEFUL[name]
   if use then
     error(("%s changes the connection's state: use %s"):format(name, use), 2)
+  end
+  if nplain < 256 then
+    plain[cmd], nplain = true, nplain + 1
   end
   return shared(self):call(...)
 end
