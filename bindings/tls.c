@@ -88,10 +88,14 @@ const char *luaio__tls_error(stream *s) {
   return s->tls != NULL ? s->tls->err : "TLS failure";
 }
 
-/* The reason OpenSSL gives for the last failure, for a context. */
+/* The reason OpenSSL gives for the last failure, for a context; a
+   system error (a missing file) by its errno. */
 static const char *ssl_reason(void) {
-  unsigned long e = ERR_peek_last_error();
-  const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+  unsigned long e = ERR_peek_error();
+  const char *r;
+  if (e != 0 && ERR_SYSTEM_ERROR(e)) return strerror(ERR_GET_REASON(e));
+  e = ERR_peek_last_error();
+  r = e != 0 ? ERR_reason_error_string(e) : NULL;
   return r != NULL ? r : "unknown error";
 }
 

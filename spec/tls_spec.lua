@@ -142,6 +142,24 @@ describe("TLS", function()
       end)
     end)
 
+    it("sends server_name as SNI", function()
+      support.run(function()
+        -- The default certificate is self-signed; the name "localhost"
+        -- picks the one the CA signed.
+        local p, port = s_server{"-rev", "-cert", DIR .. "/self.pem",
+          "-key", DIR .. "/self.key", "-servername", "localhost",
+          "-servername_fatal", "-cert2", DIR .. "/good.pem",
+          "-key2", DIR .. "/good.key"}
+        local s = assert(connect(port))
+        assert(s:write("sni\n"))
+        assert.equal("ins", s:read_line())
+        s:close()
+        s = connect(port, {verify = false, server_name = "other.example"})
+        assert.is_nil(s) -- refused by -servername_fatal
+        stop(p)
+      end)
+    end)
+
     it("verify = false accepts a self-signed certificate", function()
       support.run(function()
         local p, port = s_server{"-rev", "-cert", DIR .. "/self.pem",
@@ -260,7 +278,7 @@ describe("TLS", function()
           {tls = {cert = DIR .. "/none.pem", key = DIR .. "/good.key"}})
         assert.is_nil(srv)
         assert.equal("ETLS", code)
-        assert.matches("cannot load the certificate", msg)
+        assert.matches("cannot load the certificate .*No such file", msg)
         srv, msg, code = aio.start_server(function() end, "127.0.0.1", 0,
           {tls = {cert = DIR .. "/good.pem", key = DIR .. "/wrong.key"}})
         assert.is_nil(srv)
@@ -615,6 +633,16 @@ describe("TLS", function()
                                          {cafile = CA}))
         assert.equal("GET /c 0", resp.body)
         srv:close()
+      end)
+    end)
+
+    it("aio.http.serve with a certificate it cannot load: ETLS", function()
+      support.run(function()
+        local srv, msg, code = aio.http.serve(function() end,
+          {tls = {cert = DIR .. "/none.pem", key = DIR .. "/good.key"}})
+        assert.is_nil(srv)
+        assert.equal("ETLS", code)
+        assert.matches("none.pem", msg)
       end)
     end)
 
