@@ -52,8 +52,13 @@ struct tls {
   tnode soon;             /* decrypt buffered records for a reader */
   const char *code;       /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
   char err[256];
-  char in[CIPHER_CHUNK];
 };
+
+/* Where the handle reads ciphertext: libuv calls a stream's alloc, read
+   and read callbacks in one sequence, and luaio__tls_input copies the
+   bytes into the read BIO at once, so one buffer per thread serves every
+   stream (an idle connection holds no 64 KiB of its own). */
+static _Thread_local char cipher_in[CIPHER_CHUNK];
 
 /* The option keys of opts.tls. */
 static const char *const client_keys[] = {"verify", "cafile", "server_name",
@@ -199,13 +204,14 @@ int luaio__tls_decrypt(stream *s) {
 }
 
 void luaio__tls_alloc(stream *s, uv_buf_t *buf) {
-  *buf = uv_buf_init(s->tls->in, sizeof s->tls->in);
+  (void)s;
+  *buf = uv_buf_init(cipher_in, sizeof cipher_in);
 }
 
 void luaio__tls_input(stream *s, ssize_t nread) {
   struct tls *x = s->tls;
   if (nread > 0) {
-    if (BIO_write(x->rbio, x->in, (int)nread) != (int)nread)
+    if (BIO_write(x->rbio, cipher_in, (int)nread) != (int)nread)
       s->rerr = UV_ENOMEM;
     x->stalled = 0;
   } else if (nread == UV_EOF) {
