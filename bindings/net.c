@@ -316,6 +316,7 @@ struct server {
   size_t limit, high;
   struct ssl_ctx_st *tls; /* opts.tls: each connection's handshake first */
   double tls_timeout;
+  waitlist handshaking;   /* connection tasks in their handshake */
   lua_Integer tls_errors; /* failed handshakes */
   lua_Integer accept_errors;
   lua_Integer handler_errors; /* handlers that raised (reported at once) */
@@ -349,6 +350,7 @@ static void wake_all(waitlist *l) {
 /* Stop accepting: close the listening socket and the connections not yet
    handed to a task. */
 static void server_stop(server *v) {
+  task *t;
   if (v->closing) return;
   v->closing = 1;
   luaio__res_remove(v->h, &v->res);
@@ -359,6 +361,10 @@ static void server_stop(server *v) {
     luaio__stream_abort(c);
   }
   v->qtail = NULL;
+  /* Connections still in their TLS handshake were not handed to the
+     handler yet either: their tasks are cancelled (closing the stream). */
+  while ((t = luaio__list_pop(&v->handshaking)) != NULL)
+    if (!v->h->freeing) luaio__task_cancel(t);
   if (v->path != NULL) unlink(v->path);
   wake_all(&v->acceptor);
   wake_all(&v->closed);
@@ -459,8 +465,10 @@ static int run_handler(lua_State *L) {
   server *v = lua_touserdata(L, 3);
   lua_settop(L, 4);
   lua_toclose(L, 2);
+  if (v->tls != NULL && v->closing) return 0; /* closed before its turn */
   if (v->tls != NULL)
-    return luaio__tls_server(L, 2, v->tls, v->tls_timeout, k_tls_accepted, 0);
+    return luaio__tls_server(L, 2, v->tls, v->tls_timeout, &v->handshaking,
+                             k_tls_accepted, 0);
   return k_tls_accepted(L, LUA_OK, 1);
 }
 

@@ -105,12 +105,14 @@ void luaio__tls_ctx_free(struct ssl_ctx_st *ctx);
    the options at oidx and the host name at hidx; returns the stream or
    nil, msg, code. */
 int luaio__tls_client(lua_State *L, int sidx, int oidx, int hidx);
-/* A server's connection at sidx: waits for the handshake, then k runs
-   (it calls luaio__resumed when status is LUA_YIELD); there
+/* A server's connection at sidx: waits for the handshake (the task is
+   in `pending` meanwhile, so that closing the server can cancel it), then
+   k runs (it calls luaio__resumed when status is LUA_YIELD); there
    luaio__tls_ok(L, sidx) says whether it succeeded (else the stream is
    closed). */
 int luaio__tls_server(lua_State *L, int sidx, struct ssl_ctx_st *ctx,
-                      double timeout, lua_KFunction k, lua_KContext kctx);
+                      double timeout, waitlist *pending, lua_KFunction k,
+                      lua_KContext kctx);
 int luaio__tls_ok(lua_State *L, int sidx);
 /* stream:starttls(opts) -> stream | nil, msg, code */
 int luaio__stream_starttls(lua_State *L);

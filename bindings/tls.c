@@ -137,6 +137,7 @@ static void finish(struct tls *x) {
   luaio__timer_remove(x->s->h, &x->deadline);
   if (t != NULL) {
     x->waiter = NULL;
+    luaio__list_remove(&t->w); /* from a server's handshaking list */
     luaio__wake(t, NULL, 0);
   }
 }
@@ -561,6 +562,7 @@ static void on_deadline(tnode *n) {
 static int hs_abandon(task *t, int woken) {
   streamud *ud = t->wobj;
   stream *s = ud->s;
+  if (!woken) luaio__list_remove(&t->w);
   if (s != NULL) {
     if (!woken) s->tls->waiter = NULL;
     luaio__stream_abort(s);
@@ -571,9 +573,9 @@ static int hs_abandon(task *t, int woken) {
 static const waitops hs_ops = {"TLS handshake", hs_abandon, NULL};
 
 /* Run the handshake of the stream at sidx (its layer attached), waiting
-   for it as task t; then k. */
+   for it as task t (linked into `pending` if not NULL); then k. */
 static int begin(lua_State *L, task *t, int sidx, double timeout,
-                 lua_KFunction k, lua_KContext kctx) {
+                 waitlist *pending, lua_KFunction k, lua_KContext kctx) {
   streamud *ud = lua_touserdata(L, sidx);
   stream *s = ud->s;
   struct tls *x = s->tls;
@@ -589,6 +591,7 @@ static int begin(lua_State *L, task *t, int sidx, double timeout,
     luaio__timer_add(s->h, &x->deadline,
                      luaio__now() + (uint64_t)(timeout * 1e9));
   x->waiter = t;
+  if (pending != NULL) luaio__list_push(pending, &t->w);
   return luaio__wait(L, t, &hs_ops, ud, kctx, k);
 }
 
@@ -667,7 +670,7 @@ static int start_client(lua_State *L, task *t, int sidx, int tt,
     return luaio__uv_fail(L, UV_ENOMEM);
   }
   client_setup(x, name, verify);
-  return begin(L, t, sidx, timeout, k_client, sidx);
+  return begin(L, t, sidx, timeout, NULL, k_client, sidx);
 }
 
 int luaio__tls_client(lua_State *L, int sidx, int oidx, int hidx) {
@@ -684,7 +687,7 @@ int luaio__tls_client(lua_State *L, int sidx, int oidx, int hidx) {
 }
 
 int luaio__tls_server(lua_State *L, int sidx, SSL_CTX *ctx, double timeout,
-                      lua_KFunction k, lua_KContext kctx) {
+                      waitlist *pending, lua_KFunction k, lua_KContext kctx) {
   streamud *ud = lua_touserdata(L, sidx);
   stream *s = ud->s;
   task *t;
@@ -694,7 +697,7 @@ int luaio__tls_server(lua_State *L, int sidx, SSL_CTX *ctx, double timeout,
     luaio__stream_abort(s);
     return k(L, LUA_OK, kctx);
   }
-  return begin(L, t, sidx, timeout, k, kctx);
+  return begin(L, t, sidx, timeout, pending, k, kctx);
 }
 
 /* stream:starttls(opts) -> stream | nil, msg, code: the handshake over a
@@ -747,7 +750,7 @@ int luaio__stream_starttls(lua_State *L) {
       luaio__stream_abort(s);
       return luaio__uv_fail(L, UV_ENOMEM);
     }
-    return begin(L, t, 1, field_timeout(L, 2), k_client, 1);
+    return begin(L, t, 1, field_timeout(L, 2), NULL, k_client, 1);
   }
   return start_client(L, t, 1, 2, NULL);
 }

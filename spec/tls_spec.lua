@@ -272,6 +272,25 @@ describe("TLS", function()
       end)
     end)
 
+    it("closing it closes the connections still in their handshake", function()
+      support.run(function()
+        local ran = false
+        local srv = serve(function() ran = true end,
+          {cert = DIR .. "/good.pem", key = DIR .. "/good.key",
+           handshake_timeout = 3600})
+        local s = assert(aio.open_connection("127.0.0.1", srv.port))
+        assert(s:write("\22\3\1")) -- the start of a record, never finished
+        support.wait_until(function() return srv:stats().handlers == 1 end)
+        aio.sleep(0.05) -- its task is in the handshake, or closed below
+        srv:close()
+        assert.is_nil(s:read()) -- closed by the server
+        aio.wait_for(function() srv:wait_closed() end, 60)
+        assert.is_false(ran)
+        assert.equal(0, srv:stats().tls_errors)
+        s:close()
+      end)
+    end)
+
     it("a missing certificate or a key that does not match: ETLS", function()
       support.run(function()
         local srv, msg, code = aio.start_server(function() end, "127.0.0.1", 0,
