@@ -1016,6 +1016,7 @@ static const luaL_Reg stream_methods[] = {{"read", stream_read},
                                           {"sockname", stream_sockname},
                                           {"queued", stream_queued},
                                           {"starttls", luaio__stream_starttls},
+                                          {"tls_info", luaio__stream_tls_info},
                                           {NULL, NULL}};
 
 void luaio__stream_open(lua_State *L, luaio *h) {

@@ -116,6 +116,8 @@ int luaio__tls_server(lua_State *L, int sidx, struct ssl_ctx_st *ctx,
 int luaio__tls_ok(lua_State *L, int sidx);
 /* stream:starttls(opts) -> stream | nil, msg, code */
 int luaio__stream_starttls(lua_State *L);
+/* stream:tls_info() -> table | nil */
+int luaio__stream_tls_info(lua_State *L);
 /* The hooks stream.c calls. */
 void luaio__tls_alloc(stream *s, uv_buf_t *buf); /* on_alloc */
 void luaio__tls_input(stream *s, ssize_t nread); /* after on_read */

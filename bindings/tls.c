@@ -754,3 +754,25 @@ int luaio__stream_starttls(lua_State *L) {
   }
   return start_client(L, t, 1, 2, NULL);
 }
+
+/* stream:tls_info() -> {version, cipher, server_name} | nil (a plain
+   stream) */
+int luaio__stream_tls_info(lua_State *L) {
+  stream *s = luaio__checkstream(L, 1);
+  const char *sni;
+  if (s->tls == NULL || s->tls->state != HS_DONE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, SSL_get_version(s->tls->ssl));
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, SSL_get_cipher_name(s->tls->ssl));
+  lua_setfield(L, -2, "cipher");
+  sni = SSL_get_servername(s->tls->ssl, TLSEXT_NAMETYPE_host_name);
+  if (sni != NULL) {
+    lua_pushstring(L, sni);
+    lua_setfield(L, -2, "server_name");
+  }
+  return 1;
+}
