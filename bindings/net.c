@@ -689,7 +689,7 @@ static int aio_start_server(lua_State *L) {
   lua_rotate(L, 3, 1);  /* host, port, handler, opts */
   op = new_op(L);
   lua_pushlightuserdata(L, op); /* 5 */
-  if (lua_type(L, 4) == LUA_TTABLE && lua_getfield(L, 4, "tls") != LUA_TNIL) {
+  if (lua_type(L, 4) == LUA_TTABLE && lua_getfield(L, 4, "tls") == LUA_TTABLE) {
     lua_pop(L, 1);
     if ((op->tls = luaio__tls_server_ctx(L, 4, &op->tls_timeout)) == NULL) {
       free_op(op);
@@ -795,7 +795,8 @@ static int server_is_serving(lua_State *L) {
   return 1;
 }
 
-/* server:stats() -> {handlers = n, accept_errors = n, handler_errors = n} */
+/* server:stats() -> {handlers = n, accept_errors = n, handler_errors = n,
+   tls_errors = n} */
 static int server_stats(lua_State *L) {
   server *v = checkserver(L);
   lua_createtable(L, 0, 4);

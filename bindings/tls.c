@@ -466,7 +466,8 @@ void luaio__tls_check(lua_State *L, int idx, int server) {
   if (type == LUA_TTABLE)
     check_table(L, idx, lua_gettop(L), server ? server_keys : client_keys,
                 server);
-  else if (type != LUA_TNIL && (server || type != LUA_TBOOLEAN))
+  else if ((type != LUA_TNIL && type != LUA_TBOOLEAN) ||
+           (server && lua_toboolean(L, -1))) /* false and nil: no TLS */
     luaL_argerror(L, idx,
                   server ? "tls must be a table {cert = path, key = path}"
                          : "tls must be true or a table");
