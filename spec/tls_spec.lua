@@ -682,6 +682,32 @@ describe("TLS", function()
       end)
     end)
 
+    it("HTTPS: pipelined requests in one record, chunks, bad input", function()
+      support.run(function()
+        local srv = assert(aio.http.serve(function(req)
+          local n = 0
+          for piece in req:chunks() do n = n + #piece end
+          return req.path .. " " .. n
+        end, {tls = cert("good")}))
+        local s = assert(connect(srv.port))
+        local big = ("b"):rep(100000)
+        assert(s:write("GET /one HTTP/1.1\r\nHost: x\r\n\r\n" ..
+          "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: " .. #big ..
+          "\r\n\r\n" .. big ..
+          "GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        local all = s:read_all()
+        local bodies = {}
+        for body in all:gmatch("\r\n\r\n(/%w+ %d+)") do bodies[#bodies + 1] = body end
+        assert.same({"/one 0", "/two 100000", "/three 0"}, bodies)
+        s:close()
+        s = assert(connect(srv.port))
+        assert(s:write("GET / HTTP/1.2\r\nHost: x\r\n\r\n"))
+        assert.matches("^HTTP/1.1 505", s:read_all())
+        s:close()
+        srv:close()
+      end)
+    end)
+
     it("aio.http.serve with a certificate it cannot load: ETLS", function()
       support.run(function()
         local srv, msg, code = aio.http.serve(function() end,
