@@ -426,7 +426,8 @@ static int rd_until(lua_State *L, stream *s, size_t *need, int op) {
       if (op == R_LINES) {
         /* A peer that resets ends the lines it sent, as an end would:
            a server's handler loop is not failed by a client leaving. */
-        if (s->rerr == UV_ECONNRESET) {
+        if (s->rerr == UV_ECONNRESET ||
+            (s->rerr == STREAM_ETLS && luaio__tls_truncated(s))) {
           lua_pushnil(L);
           return 1;
         }

@@ -129,6 +129,8 @@ void luaio__tls_close_notify(stream *s); /* before a close or shutdown */
 void luaio__tls_stop(stream *s);         /* closed: wake, stop timers */
 void luaio__tls_free(stream *s);
 const char *luaio__tls_error(stream *s);
+/* The peer closed without close_notify (lines() ends, as at a reset). */
+int luaio__tls_truncated(stream *s);
 
 /* nil, "ECODE: message", "ECODE": the result of an outside-world failure. */
 int luaio__uv_fail(lua_State *L, int err);

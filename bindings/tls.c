@@ -43,14 +43,15 @@ struct tls {
   BIO *wbio; /* ciphertext from SSL, for the peer */
   stream *s;
   unsigned char state, server, verify;
-  unsigned char sock_eof; /* the handle read its end */
-  unsigned char stalled;  /* SSL wants more ciphertext than the BIO has */
-  unsigned char fatal;    /* an SSL call failed: no close_notify */
-  unsigned char notified; /* close_notify sent */
-  task *waiter;           /* the task waiting for the handshake */
-  tnode deadline;         /* of the handshake */
-  tnode soon;             /* decrypt buffered records for a reader */
-  const char *code;       /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
+  unsigned char sock_eof;  /* the handle read its end */
+  unsigned char stalled;   /* SSL wants more ciphertext than the BIO has */
+  unsigned char fatal;     /* an SSL call failed: no close_notify */
+  unsigned char notified;  /* close_notify sent */
+  unsigned char truncated; /* the socket ended without close_notify */
+  task *waiter;            /* the task waiting for the handshake */
+  tnode deadline;          /* of the handshake */
+  tnode soon;              /* decrypt buffered records for a reader */
+  const char *code;        /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
   char err[256];
 };
 
@@ -87,6 +88,10 @@ static void set_error(struct tls *x) {
   ERR_clear_error();
   x->fatal = 1;
   x->code = "ETLS";
+}
+
+int luaio__tls_truncated(stream *s) {
+  return s->tls != NULL && s->tls->truncated;
 }
 
 const char *luaio__tls_error(stream *s) {
@@ -196,6 +201,9 @@ int luaio__tls_decrypt(stream *s) {
     if (e == SSL_ERROR_ZERO_RETURN) /* close_notify: the end */
       s->eof = 1;
     else {
+      unsigned long err = ERR_peek_last_error();
+      x->truncated = x->sock_eof && ERR_GET_LIB(err) == ERR_LIB_SSL &&
+                     ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
       set_error(x);
       s->rerr = STREAM_ETLS;
     }
