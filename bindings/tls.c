@@ -43,15 +43,16 @@ struct tls {
   BIO *wbio; /* ciphertext from SSL, for the peer */
   stream *s;
   unsigned char state, server, verify;
-  unsigned char sock_eof;  /* the handle read its end */
-  unsigned char stalled;   /* SSL wants more ciphertext than the BIO has */
-  unsigned char fatal;     /* an SSL call failed: no close_notify */
-  unsigned char notified;  /* close_notify sent */
-  unsigned char truncated; /* the socket ended without close_notify */
-  task *waiter;            /* the task waiting for the handshake */
-  tnode deadline;          /* of the handshake */
-  tnode soon;              /* decrypt buffered records for a reader */
-  const char *code;        /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
+  unsigned char sock_eof;   /* the handle read its end */
+  unsigned char stalled;    /* SSL wants more ciphertext than the BIO has */
+  unsigned char fatal;      /* an SSL call failed: no close_notify */
+  unsigned char notified;   /* close_notify sent */
+  unsigned char truncated;  /* the socket ended without close_notify */
+  unsigned char soon_armed; /* `soon` is in the timer heap */
+  task *waiter;             /* the task waiting for the handshake */
+  tnode deadline;           /* of the handshake */
+  tnode soon;               /* decrypt buffered records for a reader */
+  const char *code;         /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
   char err[256];
 };
 
@@ -252,6 +253,7 @@ int luaio__tls_wants_input(stream *s) {
 static void on_soon(tnode *n) {
   struct tls *x = container_of(n, struct tls, soon);
   stream *s = x->s;
+  x->soon_armed = 0;
   if (s->closed) return;
   luaio__tls_decrypt(s);
   luaio__stream_arrived(s);
@@ -262,10 +264,12 @@ static void on_soon(tnode *n) {
 void luaio__tls_update(stream *s) {
   struct tls *x = s->tls;
   if (x->state != HS_DONE || s->closed || s->eof || s->rerr || x->stalled ||
-      s->len >= s->want || x->soon.index != 0)
+      s->len >= s->want || x->soon_armed)
     return;
-  if (BIO_ctrl_pending(x->rbio) > 0 || SSL_pending(x->ssl) > 0 || x->sock_eof)
+  if (BIO_ctrl_pending(x->rbio) > 0 || SSL_pending(x->ssl) > 0 || x->sock_eof) {
+    x->soon_armed = 1;
     luaio__timer_add(s->h, &x->soon, luaio__now());
+  }
 }
 
 int luaio__tls_write(stream *s, const char *data, size_t len) {
@@ -302,6 +306,7 @@ void luaio__tls_close_notify(stream *s) {
 void luaio__tls_stop(stream *s) {
   struct tls *x = s->tls;
   luaio__timer_remove(s->h, &x->soon);
+  x->soon_armed = 0;
   if (x->state == HS_RUNNING) {
     x->state = HS_FAILED;
     x->code = "ECANCELED";
