@@ -35,11 +35,14 @@ typedef struct netop {
   uv_connect_t connect;
   struct addrinfo *ai, *cur, lit; /* lit: a literal address */
   struct sockaddr_storage addr;
-  stream *s; /* the socket being connected */
+  stream *s;              /* the socket being connected */
+  struct ssl_ctx_st *tls; /* a TLS server's context, until it listens */
+  double tls_timeout;
 } netop;
 
 static void free_op(netop *op) {
   if (op->ai != NULL) uv_freeaddrinfo(op->ai);
+  if (op->tls != NULL) luaio__tls_ctx_free(op->tls);
   free(op);
 }
 
@@ -156,6 +159,13 @@ static int connected(lua_State *L, netop *op) {
   }
   luaio__stream_opts(L, 3, s);
   luaio__stream_push(L, s);
+  if (lua_type(L, 3) == LUA_TTABLE) { /* opts.tls: the handshake first */
+    int tls;
+    lua_getfield(L, 3, "tls");
+    tls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (tls) return luaio__tls_client(L, lua_gettop(L), 3, 1);
+  }
   return 1;
 }
 
@@ -218,10 +228,10 @@ static int k_resolved_connect(lua_State *L, int status, lua_KContext ctx) {
 /* Check the options at idx before anything is opened. */
 /* The options each call knows: a misspelt key raises, naming it. */
 static const char *const tcp_connect_options[] = {"nodelay", "limit",
-                                                  "high_water", NULL};
+                                                  "high_water", "tls", NULL};
 static const char *const unix_connect_options[] = {"limit", "high_water", NULL};
 static const char *const tcp_server_options[] = {
-    "backlog", "nodelay", "limit", "high_water", "reuse_port", NULL};
+    "backlog", "nodelay", "limit", "high_water", "reuse_port", "tls", NULL};
 static const char *const unix_server_options[] = {"backlog", "limit",
                                                   "high_water", NULL};
 
@@ -232,6 +242,7 @@ static void check_opts(lua_State *L, int idx, luaio *h,
   probe.h = h;
   luaio__check_options(L, idx, known);
   luaio__stream_opts(L, idx, &probe);
+  luaio__tls_check(L, idx, 0);
 }
 
 static void check_port(lua_State *L, int idx) {
@@ -303,6 +314,10 @@ struct server {
   waitlist acceptor, closed, drained;
   size_t nhandlers; /* handler tasks still running */
   size_t limit, high;
+  struct ssl_ctx_st *tls; /* opts.tls: each connection's handshake first */
+  double tls_timeout;
+  waitlist handshaking;   /* connection tasks in their handshake */
+  lua_Integer tls_errors; /* failed handshakes */
   lua_Integer accept_errors;
   lua_Integer handler_errors; /* handlers that raised (reported at once) */
 };
@@ -314,6 +329,7 @@ typedef struct hwatch {
 
 static void maybe_free(server *v) {
   if (v->handle_closed && v->nhandlers == 0 && v->ud == NULL) {
+    if (v->tls != NULL) luaio__tls_ctx_free(v->tls);
     free(v->path);
     free(v);
   }
@@ -334,6 +350,7 @@ static void wake_all(waitlist *l) {
 /* Stop accepting: close the listening socket and the connections not yet
    handed to a task. */
 static void server_stop(server *v) {
+  task *t;
   if (v->closing) return;
   v->closing = 1;
   luaio__res_remove(v->h, &v->res);
@@ -344,6 +361,10 @@ static void server_stop(server *v) {
     luaio__stream_abort(c);
   }
   v->qtail = NULL;
+  /* Connections still in their TLS handshake were not handed to the
+     handler yet either: their tasks are cancelled (closing the stream). */
+  while ((t = luaio__list_pop(&v->handshaking)) != NULL)
+    if (!v->h->freeing) luaio__task_cancel(t);
   if (v->path != NULL) unlink(v->path);
   wake_all(&v->acceptor);
   wake_all(&v->closed);
@@ -435,12 +456,31 @@ static int k_handler(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+static int k_tls_accepted(lua_State *L, int status, lua_KContext ctx);
+
 /* The body of a connection's task: handler(stream) with the server and
    its start_server site, then the stream is closed however the handler
-   ends. */
+   ends.  A TLS server's handshake comes first. */
 static int run_handler(lua_State *L) {
+  server *v = lua_touserdata(L, 3);
   lua_settop(L, 4);
   lua_toclose(L, 2);
+  if (v->tls != NULL && v->closing) return 0; /* closed before its turn */
+  if (v->tls != NULL)
+    return luaio__tls_server(L, 2, v->tls, v->tls_timeout, &v->handshaking,
+                             k_tls_accepted, 0);
+  return k_tls_accepted(L, LUA_OK, 1);
+}
+
+/* After the handshake (ctx 1: none): a failed one is counted, and the
+   handler does not run. */
+static int k_tls_accepted(lua_State *L, int status, lua_KContext ctx) {
+  server *v = lua_touserdata(L, 3);
+  if (status == LUA_YIELD) luaio__resumed(L, v->h->current);
+  if (ctx == 0 && !luaio__tls_ok(L, 2)) {
+    v->tls_errors++;
+    return 0;
+  }
   lua_getfield(L, 2, "peername"); /* the peer, while it is still known */
   lua_pushvalue(L, 2);
   if (lua_pcall(L, 1, 2, 0) == LUA_OK && lua_isstring(L, -2)) {
@@ -617,6 +657,11 @@ static int k_resolved_listen(lua_State *L, int status, lua_KContext ctx) {
     server_stop(v);
     v = NULL;
   }
+  if (v != NULL) {
+    v->tls = op->tls;
+    v->tls_timeout = op->tls_timeout;
+    op->tls = NULL;
+  }
   free_op(op);
   if (v == NULL) return luaio__uv_fail(L, err);
   push_server(L, v, 3);
@@ -634,6 +679,7 @@ static int aio_start_server(lua_State *L) {
   if (!lua_isnil(L, 2)) luaL_checkstring(L, 2);
   check_port(L, 3);
   luaio__check_options(L, 4, tcp_server_options);
+  luaio__tls_check(L, 4, 1);
   memset(&probe, 0, sizeof probe);
   server_opts(L, 4, &probe, &backlog);
   lua_settop(L, 4);
@@ -643,6 +689,14 @@ static int aio_start_server(lua_State *L) {
   lua_rotate(L, 3, 1);  /* host, port, handler, opts */
   op = new_op(L);
   lua_pushlightuserdata(L, op); /* 5 */
+  if (lua_type(L, 4) == LUA_TTABLE && lua_getfield(L, 4, "tls") == LUA_TTABLE) {
+    lua_pop(L, 1);
+    if ((op->tls = luaio__tls_server_ctx(L, 4, &op->tls_timeout)) == NULL) {
+      free_op(op);
+      return 3; /* nil, msg, "ETLS" */
+    }
+  } else if (lua_type(L, 4) == LUA_TTABLE)
+    lua_pop(L, 1);
   return resolve(L, op, 1, k_resolved_listen);
 }
 
@@ -741,10 +795,13 @@ static int server_is_serving(lua_State *L) {
   return 1;
 }
 
-/* server:stats() -> {handlers = n, accept_errors = n, handler_errors = n} */
+/* server:stats() -> {handlers = n, accept_errors = n, handler_errors = n,
+   tls_errors = n} */
 static int server_stats(lua_State *L) {
   server *v = checkserver(L);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, v->tls_errors);
+  lua_setfield(L, -2, "tls_errors");
   lua_pushinteger(L, v->handler_errors);
   lua_setfield(L, -2, "handler_errors");
   lua_pushinteger(L, (lua_Integer)v->nhandlers);

@@ -28,7 +28,8 @@ typedef struct wreq {
   uv_write_t req;
   stream *s;
   size_t len;
-  int ref; /* the Lua string being written */
+  int ref;   /* the Lua string being written */
+  char *mem; /* or malloc'd bytes (TLS records), freed once written */
 } wreq;
 
 /* A file write keeps a copy of its bytes: a request on the thread pool
@@ -69,6 +70,11 @@ int luaio__fail(lua_State *L, const char *code, const char *msg) {
   return 3;
 }
 
+int luaio__stream_fail(lua_State *L, stream *s, int err) {
+  if (err == STREAM_ETLS) return luaio__fail(L, "ETLS", luaio__tls_error(s));
+  return luaio__uv_fail(L, err);
+}
+
 /* Life cycle. */
 
 static void res_close(resource *r);
@@ -94,6 +100,7 @@ void luaio__stream_discard(stream *s) { free(s); }
 
 static void free_stream(stream *s) {
   if (s->ud != NULL) s->ud->s = NULL;
+  if (s->tls != NULL) luaio__tls_free(s);
   free(s->buf);
   free(s);
 }
@@ -134,6 +141,7 @@ static void really_close(stream *s) {
   if (s->closing) return;
   s->closing = 1;
   luaio__res_remove(s->h, &s->res);
+  if (s->tls != NULL) luaio__tls_stop(s);
   if (s->kind == SK_FILE) {
     drop_fswrites(s);
     if (s->nreqs == 0) free_stream(s);
@@ -151,10 +159,12 @@ static void mark_closed(stream *s) {
   luaio__stream_update(s);
   wake_all(&s->readers);
   wake_all(&s->writers);
+  if (s->tls != NULL) luaio__tls_stop(s);
 }
 
 void luaio__stream_close(stream *s) {
   if (s->closed) return;
+  if (s->tls != NULL && !s->h->freeing) luaio__tls_close_notify(s);
   mark_closed(s);
   if (s->queued > 0 && s->werr == 0 && !s->h->freeing) {
     s->linger = 1; /* the last write's callback closes it */
@@ -177,7 +187,7 @@ static void res_close(resource *r) {
 
 /* Make room for n more bytes after the buffered ones; 0 if out of
    memory. */
-static int reserve(stream *s, size_t n) {
+int luaio__stream_reserve(stream *s, size_t n) {
   size_t cap;
   char *buf;
   if (s->off > 0 && s->cap - s->off - s->len < n) {
@@ -204,7 +214,7 @@ static void wake_reader(stream *s) {
 }
 
 /* After bytes, an end or an error arrived. */
-static void arrived(stream *s) {
+void luaio__stream_arrived(stream *s) {
   if (s->len >= s->want || s->eof || s->rerr) wake_reader(s);
   luaio__stream_update(s);
 }
@@ -212,7 +222,11 @@ static void arrived(stream *s) {
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   stream *s = handle->data;
   (void)suggested;
-  if (reserve(s, READ_CHUNK)) {
+  if (s->tls != NULL) {
+    luaio__tls_alloc(s, buf); /* ciphertext goes to the TLS layer */
+    return;
+  }
+  if (luaio__stream_reserve(s, READ_CHUNK)) {
     buf->base = s->buf + s->off + s->len;
     buf->len = s->cap - s->off - s->len;
   } else {
@@ -224,7 +238,10 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *handle, ssize_t nread, const uv_buf_t *buf) {
   stream *s = handle->data;
   (void)buf;
-  if (nread > 0)
+  if (s->tls != NULL) {
+    if (nread == 0) return;
+    luaio__tls_input(s, nread); /* ciphertext: through the TLS layer */
+  } else if (nread > 0)
     s->len += (size_t)nread;
   else if (nread == UV_EOF)
     s->eof = 1;
@@ -232,7 +249,7 @@ static void on_read(uv_stream_t *handle, ssize_t nread, const uv_buf_t *buf) {
     s->rerr = (int)nread;
   else
     return;
-  arrived(s);
+  luaio__stream_arrived(s);
 }
 
 static void on_fs_read(uv_fs_t *req) {
@@ -248,7 +265,7 @@ static void on_fs_read(uv_fs_t *req) {
     return;
   }
   if (n > 0) {
-    if (reserve(s, (size_t)n)) {
+    if (luaio__stream_reserve(s, (size_t)n)) {
       memcpy(s->buf + s->off + s->len, r->data, (size_t)n);
       s->len += (size_t)n;
     } else
@@ -258,7 +275,7 @@ static void on_fs_read(uv_fs_t *req) {
   else
     s->rerr = (int)n;
   free(r);
-  arrived(s);
+  luaio__stream_arrived(s);
 }
 
 static void fs_read_next(stream *s) {
@@ -288,6 +305,10 @@ static void fs_read_next(stream *s) {
 void luaio__stream_update(stream *s) {
   int want = !s->closed && !s->wronly && !s->eof && !s->rerr &&
              ((s->len < s->limit && !s->demand) || s->len < s->want);
+  if (s->tls != NULL) {
+    want = !s->closed && !s->eof && !s->rerr && luaio__tls_wants_input(s);
+    luaio__tls_update(s);
+  }
   if (s->kind == SK_FILE) {
     if (want && !s->reading) fs_read_next(s);
     return;
@@ -331,7 +352,7 @@ static int rd_read(lua_State *L, stream *s, size_t *need) {
     push_take(L, s, n < 0 || (size_t)n > s->len ? s->len : (size_t)n);
     return 1;
   }
-  if (s->rerr) return luaio__uv_fail(L, s->rerr);
+  if (s->rerr) return luaio__stream_fail(L, s, s->rerr);
   if (s->eof) {
     lua_pushnil(L);
     return 1;
@@ -348,7 +369,7 @@ static int rd_exactly(lua_State *L, stream *s, size_t *need) {
   }
   if (s->eof || s->rerr) {
     if (s->rerr)
-      luaio__uv_fail(L, s->rerr);
+      luaio__stream_fail(L, s, s->rerr);
     else
       luaio__fail(L, "EOF", "end of stream before the requested bytes");
     push_take(L, s, s->len);
@@ -405,21 +426,22 @@ static int rd_until(lua_State *L, stream *s, size_t *need, int op) {
       if (op == R_LINES) {
         /* A peer that resets ends the lines it sent, as an end would:
            a server's handler loop is not failed by a client leaving. */
-        if (s->rerr == UV_ECONNRESET) {
+        if (s->rerr == UV_ECONNRESET ||
+            (s->rerr == STREAM_ETLS && luaio__tls_truncated(s))) {
           lua_pushnil(L);
           return 1;
         }
-        return luaL_error(L, "%s: %s", uv_err_name(s->rerr),
-                          uv_strerror(s->rerr));
+        luaio__stream_fail(L, s, s->rerr);
+        return luaL_error(L, "%s", lua_tostring(L, -2));
       }
-      return luaio__uv_fail(L, s->rerr);
+      return luaio__stream_fail(L, s, s->rerr);
     }
     if (op != R_UNTIL) {
       push_take(L, s, s->len);
       return 1;
     }
     if (s->rerr)
-      luaio__uv_fail(L, s->rerr);
+      luaio__stream_fail(L, s, s->rerr);
     else
       luaio__fail(L, "EOF", "end of stream before the separator");
     push_take(L, s, s->len);
@@ -436,7 +458,7 @@ over:
 
 static int rd_all(lua_State *L, stream *s, size_t *need) {
   if (s->rerr) {
-    luaio__uv_fail(L, s->rerr);
+    luaio__stream_fail(L, s, s->rerr);
     push_take(L, s, s->len);
     return 4;
   }
@@ -490,6 +512,13 @@ static int read_step(lua_State *L, int op) {
   if (n >= 0) {
     luaio__stream_update(s);
     return n;
+  }
+  if (s->tls != NULL) { /* decrypt what is there before waiting */
+    int more;
+    s->want = need;
+    more = luaio__tls_decrypt(s);
+    s->want = 0;
+    if (more) return read_step(L, op);
   }
   t = luaio__enter_wait(L, s->h);
   s->want = need;
@@ -588,7 +617,10 @@ static void on_write(uv_write_t *req, int status) {
   wreq *w = container_of(req, wreq, req);
   stream *s = w->s;
   s->queued -= w->len;
-  if (!s->h->freeing) luaL_unref(s->h->L, LUA_REGISTRYINDEX, w->ref);
+  if (w->mem != NULL)
+    free(w->mem);
+  else if (!s->h->freeing)
+    luaL_unref(s->h->L, LUA_REGISTRYINDEX, w->ref);
   free(w);
   if (status < 0 && status != UV_ECANCELED && s->werr == 0) s->werr = status;
   write_done(s);
@@ -681,11 +713,51 @@ static int queue_write(lua_State *L, stream *s, const char *data, size_t len) {
   }
   w->s = s;
   w->ref = ref;
+  w->mem = NULL;
   w->len = len - off;
   b = uv_buf_init((char *)data + off, (unsigned)(len - off));
   err = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
   if (err < 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    free(w);
+    return err;
+  }
+  s->queued += w->len;
+  return 0;
+}
+
+int luaio__stream_send(stream *s, char *mem, size_t len) {
+  size_t off = 0;
+  uv_buf_t b;
+  wreq *w;
+  int err;
+  if (s->queued == 0 && s->u.stream.write_queue_size == 0) {
+    int n;
+    b = uv_buf_init(mem, (unsigned)len);
+    n = uv_try_write(&s->u.stream, &b, 1);
+    if (n >= 0)
+      off = (size_t)n;
+    else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+      free(mem);
+      return n;
+    }
+    if (off == len) {
+      free(mem);
+      return 0;
+    }
+  }
+  if ((w = malloc(sizeof *w)) == NULL) {
+    free(mem);
+    return UV_ENOMEM;
+  }
+  w->s = s;
+  w->ref = LUA_NOREF;
+  w->mem = mem;
+  w->len = len - off;
+  b = uv_buf_init(mem + off, (unsigned)(len - off));
+  err = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
+  if (err < 0) {
+    free(mem);
     free(w);
     return err;
   }
@@ -709,7 +781,7 @@ static int write_step(lua_State *L, int flush) {
   stream *s = ud->s;
   task *t;
   if (s == NULL) return luaio__uv_fail(L, UV_ECANCELED);
-  if (s->werr) return luaio__uv_fail(L, s->werr);
+  if (s->werr) return luaio__stream_fail(L, s, s->werr);
   if (s->queued <= (flush ? 0 : s->high)) {
     lua_settop(L, 1);
     return 1;
@@ -732,10 +804,11 @@ static int stream_write(lua_State *L) {
   const char *data = luaL_checklstring(L, 2, &len);
   lua_settop(L, 2);
   if (s->shut) return luaL_error(L, "attempt to write after shutdown");
-  if (s->werr) return luaio__uv_fail(L, s->werr);
+  if (s->werr) return luaio__stream_fail(L, s, s->werr);
   if (len > 0) {
-    int err = queue_write(L, s, data, len);
-    if (err < 0) return luaio__uv_fail(L, err);
+    int err = s->tls != NULL ? luaio__tls_write(s, data, len)
+                             : queue_write(L, s, data, len);
+    if (err < 0) return luaio__stream_fail(L, s, err);
   }
   return write_step(L, 0);
 }
@@ -805,6 +878,7 @@ static int stream_shutdown(lua_State *L) {
   }
   t = luaio__enter_wait(L, s->h);
   if ((r = malloc(sizeof *r)) == NULL) return luaio__uv_fail(L, UV_ENOMEM);
+  if (s->tls != NULL) luaio__tls_close_notify(s);
   r->t = t;
   r->status = 0;
   err = uv_shutdown(&r->req, &s->u.stream, on_shutdown);
@@ -898,7 +972,8 @@ static int stream_tostring(lua_State *L) {
   if (ud->s == NULL)
     lua_pushfstring(L, "<stream closed %p>", (void *)ud);
   else
-    lua_pushfstring(L, "<stream %s %p>", kind_names[ud->s->kind], (void *)ud);
+    lua_pushfstring(L, "<stream %s%s %p>", kind_names[ud->s->kind],
+                    ud->s->tls != NULL ? " tls" : "", (void *)ud);
   return 1;
 }
 
@@ -941,6 +1016,8 @@ static const luaL_Reg stream_methods[] = {{"read", stream_read},
                                           {"peername", stream_peername},
                                           {"sockname", stream_sockname},
                                           {"queued", stream_queued},
+                                          {"starttls", luaio__stream_starttls},
+                                          {"tls_info", luaio__stream_tls_info},
                                           {NULL, NULL}};
 
 void luaio__stream_open(lua_State *L, luaio *h) {

@@ -154,29 +154,45 @@ function M.upgrade(req, fn, opts)
   return UPGRADED
 end
 
+-- The options aio.http.websocket knows: a misspelt key raises.
+local CLIENT_OPTIONS = {max_message_size = true, headers = true, timeout = true,
+                        verify = true, cafile = true, server_name = true}
+
 -- aio.http.websocket(url [, opts]) -> socket | nil, msg, code
 -- opts: max_message_size (1 MiB), headers (extra handshake fields),
--- timeout (of the connection and handshake, 30 s).  wss:// is not
--- served yet (no TLS streams).
+-- timeout (of the connection and handshake, 30 s); for wss:// verify
+-- (true), cafile (the system's store) and server_name (the URL's host).
 function M.websocket(url, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #2 to 'websocket' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  for k in pairs(opts) do
+    if not CLIENT_OPTIONS[k] then
+      error(("bad argument #2 to 'websocket' (unknown option '%s')"):format(tostring(k)), 2)
+    end
+  end
   local scheme, host, port, path = tostring(url):match(
     "^(wss?)://([^/:]+):?(%d*)(.*)$")
   if not scheme then error("bad argument #1 to 'websocket' (ws:// URL expected)", 2) end
-  if scheme == "wss" then
-    return nil, "ETLS: wss:// needs TLS streams, not available yet", "ETLS"
-  end
-  port = tonumber(port) or 80
+  local secure = scheme == "wss"
+  local default_port = secure and 443 or 80
+  port = tonumber(port) or default_port
   if path == "" then path = "/" end
+  local conn_opts
+  if secure then
+    conn_opts = {tls = {verify = opts.verify, cafile = opts.cafile,
+                        server_name = opts.server_name or host}}
+  end
   local ok, s, msg, code = pcall(aio.wait_for, function()
-    local s, msg, code = aio.open_connection(host, port)
+    local s, msg, code = aio.open_connection(host, port, conn_opts)
     if not s then return nil, msg, code end
     local key = W.new_key()
     local extra = {}
     for k, v in pairs(opts.headers or {}) do
       extra[#extra + 1] = ("%s: %s\r\n"):format(k, v)
     end
-    local hostport = port == 80 and host or host .. ":" .. port
+    local hostport = port == default_port and host or host .. ":" .. port
     if not s:write(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n" ..
         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n" ..
         "Sec-WebSocket-Version: 13\r\n%s\r\n"):format(path, hostport, key,
