@@ -43,16 +43,15 @@ struct tls {
   BIO *wbio; /* ciphertext from SSL, for the peer */
   stream *s;
   unsigned char state, server, verify;
-  unsigned char sock_eof;   /* the handle read its end */
-  unsigned char stalled;    /* SSL wants more ciphertext than the BIO has */
-  unsigned char fatal;      /* an SSL call failed: no close_notify */
-  unsigned char notified;   /* close_notify sent */
-  unsigned char truncated;  /* the socket ended without close_notify */
-  unsigned char soon_armed; /* `soon` is in the timer heap */
-  task *waiter;             /* the task waiting for the handshake */
-  tnode deadline;           /* of the handshake */
-  tnode soon;               /* decrypt buffered records for a reader */
-  const char *code;         /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
+  unsigned char sock_eof;  /* the handle read its end */
+  unsigned char stalled;   /* SSL wants more ciphertext than the BIO has */
+  unsigned char fatal;     /* an SSL call failed: no close_notify */
+  unsigned char notified;  /* close_notify sent */
+  unsigned char truncated; /* the socket ended without close_notify */
+  task *waiter;            /* the task waiting for the handshake */
+  tnode deadline;          /* of the handshake */
+  deferred soon;           /* decrypt buffered records for a reader */
+  const char *code;        /* of a failed handshake: "ETLS", "ETIMEDOUT" … */
   char err[256];
 };
 
@@ -250,25 +249,24 @@ int luaio__tls_wants_input(stream *s) {
   return BIO_ctrl_pending(x->rbio) < cap || (x->stalled && s->len < s->want);
 }
 
-static void on_soon(tnode *n) {
-  struct tls *x = container_of(n, struct tls, soon);
+static void on_soon(deferred *d) {
+  struct tls *x = container_of(d, struct tls, soon);
   stream *s = x->s;
-  x->soon_armed = 0;
   if (s->closed) return;
   luaio__tls_decrypt(s);
   luaio__stream_arrived(s);
 }
 
 /* A reader wants more than is buffered: records already received are
-   decrypted from the loop (the caller links its task after this). */
+   decrypted once the ready tasks have run (luaio__defer; the caller links
+   its task after this). */
 void luaio__tls_update(stream *s) {
   struct tls *x = s->tls;
   if (x->state != HS_DONE || s->closed || s->eof || s->rerr || x->stalled ||
-      s->len >= s->want || x->soon_armed)
+      s->len >= s->want || x->soon.queued)
     return;
   if (BIO_ctrl_pending(x->rbio) > 0 || SSL_pending(x->ssl) > 0 || x->sock_eof) {
-    x->soon_armed = 1;
-    luaio__timer_add(s->h, &x->soon, luaio__now());
+    luaio__defer(s->h, &x->soon);
   }
 }
 
@@ -305,8 +303,7 @@ void luaio__tls_close_notify(stream *s) {
 
 void luaio__tls_stop(stream *s) {
   struct tls *x = s->tls;
-  luaio__timer_remove(s->h, &x->soon);
-  x->soon_armed = 0;
+  luaio__undefer(s->h, &x->soon);
   if (x->state == HS_RUNNING) {
     x->state = HS_FAILED;
     x->code = "ECANCELED";
@@ -318,6 +315,7 @@ void luaio__tls_stop(stream *s) {
 }
 
 void luaio__tls_free(stream *s) {
+  luaio__undefer(s->h, &s->tls->soon);
   SSL_free(s->tls->ssl); /* and its BIOs */
   free(s->tls);
   s->tls = NULL;
@@ -547,7 +545,7 @@ static struct tls *attach(stream *s, SSL_CTX *ctx, int server) {
   x->state = HS_RUNNING;
   x->code = "ETLS";
   x->deadline.fire = NULL;
-  x->soon.fire = on_soon;
+  x->soon.run = on_soon;
   if (s->len > 0) {
     BIO_write(x->rbio, s->buf + s->off, (int)s->len);
     s->off = s->len = 0;
