@@ -46,6 +46,7 @@ typedef struct conn {
   luaio *h;
   streamud *sud; /* the stream's userdata: user value 1 anchors it */
   task *waiter;  /* the task waiting for bytes, for the timer */
+  task *watched; /* cancelled if the peer leaves (cancel_on_disconnect) */
   tnode timer;
   unsigned char state, paused, timed_out, stop, skipping, expect;
   unsigned char bad_crlf, in_value;
@@ -472,6 +473,7 @@ static uint64_t after(double s) {
 }
 
 static int k_next(lua_State *L, int status, lua_KContext ctx);
+static void unwatch(conn *c);
 
 /* Skip what is left of a message, then parse the next head. */
 static int next_step(lua_State *L, conn *c) {
@@ -538,6 +540,7 @@ static int conn_next(lua_State *L) {
   stream *s = c->sud->s;
   lua_settop(L, 1);
   if (s != NULL) check_reader(L, s);
+  if (c->watched != NULL) unwatch(c);
   c->timed_out = 0;
   return next_step(L, c);
 }
@@ -616,6 +619,43 @@ static int conn_idle(lua_State *L) {
   conn *c = checkconn(L);
   lua_pushboolean(L, c->waiter != NULL && c->state == ST_IDLE);
   return 1;
+}
+
+/* cancel_on_disconnect: the stream tells the connection when the end or
+   a reset arrives while the handler runs.  The stream keeps reading in
+   the background only while fewer than its limit are buffered, so the
+   bytes of pipelined requests and of an unread body stay where they are
+   (back-pressure holds) and a full buffer hides the end until it is
+   read. */
+
+static void unwatch(conn *c) {
+  stream *s = c->sud->s;
+  c->watched = NULL;
+  if (s != NULL && s->end_ud == c) {
+    s->on_end = NULL;
+    s->end_ud = NULL;
+  }
+}
+
+static void on_peer_end(stream *s) {
+  conn *c = s->end_ud;
+  task *t = c->watched;
+  unwatch(c);
+  if (t != NULL) luaio__task_cancel(t);
+}
+
+/* conn:watch(): cancel the calling task when the peer closes or resets
+   the connection, until the next conn:next() (not for an upgrade: the
+   WebSocket sees the end itself) */
+static int conn_watch(lua_State *L) {
+  conn *c = checkconn(L);
+  stream *s = c->sud->s;
+  if (s == NULL || c->state == ST_UPGRADED || c->h->current == NULL) return 0;
+  c->watched = c->h->current;
+  s->on_end = on_peer_end;
+  s->end_ud = c;
+  if (s->eof || s->rerr) on_peer_end(s);
+  return 0;
 }
 
 /* Responses. */
@@ -848,6 +888,7 @@ static int conn_state(lua_State *L) {
 static int conn_gc(lua_State *L) {
   conn *c = checkconn(L);
   luaio__timer_remove(c->h, &c->timer);
+  unwatch(c);
   return 0;
 }
 
@@ -892,7 +933,7 @@ static int http_conn(lua_State *L) {
 static const luaL_Reg conn_methods[] = {
     {"next", conn_next},   {"chunk", conn_chunk}, {"response", conn_response},
     {"head", conn_head},   {"stop", conn_stop},   {"idle", conn_idle},
-    {"state", conn_state}, {NULL, NULL}};
+    {"state", conn_state}, {"watch", conn_watch}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"conn", http_conn},
                                  {"decode", http_decode},

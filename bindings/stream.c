@@ -207,6 +207,7 @@ static void wake_reader(stream *s) {
 static void arrived(stream *s) {
   if (s->len >= s->want || s->eof || s->rerr) wake_reader(s);
   luaio__stream_update(s);
+  if ((s->eof || s->rerr) && s->on_end != NULL) s->on_end(s);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {

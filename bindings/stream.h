@@ -54,6 +54,10 @@ struct stream {
   unsigned nreqs;          /* file requests and writes in flight */
   struct fswrite *fs_head; /* SK_FILE: writes not yet issued */
   struct fswrite *fs_tail;
+  /* Told from the read callback when the end or a read error arrives
+     (http_server.c's cancel_on_disconnect); NULL: nobody. */
+  void (*on_end)(stream *s);
+  void *end_ud;
 };
 
 /* Allocate a stream of `kind`; the caller initialises s->u (or s->fd) and

@@ -173,6 +173,7 @@ local function is_cancel(e) return aio.is_error(e, "CancelledError") end
 
 -- Run the handler on req and answer; false: close the connection.
 local function respond(srv, c, stream, req)
+  if srv.cancel_on_disconnect then c:watch() end -- until the next c:next()
   local ok, res = xpcall(srv.handler, msgh, req)
   rawset(req, "_done", true)
   if not ok then
@@ -229,7 +230,7 @@ end
 local KNOWN = {host = true, port = true, tls = true, max_body_size = true,
                header_timeout = true, keepalive_timeout = true,
                body_timeout = true, log = true, access_log = true,
-               backlog = true}
+               backlog = true, cancel_on_disconnect = true}
 
 -- aio.http.serve(handler_or_app, opts) -> server | nil, msg, code
 function M.serve(handler, opts)
@@ -251,6 +252,7 @@ function M.serve(handler, opts)
   local srv = setmetatable({
     handler = fn, conns = {}, closing = false, log = opts.log,
     access_log = opts.access_log,
+    cancel_on_disconnect = opts.cancel_on_disconnect and true or false,
     limits = {max_body_size = opts.max_body_size,
               header_timeout = opts.header_timeout,
               keepalive_timeout = opts.keepalive_timeout,
