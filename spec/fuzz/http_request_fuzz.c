@@ -150,8 +150,8 @@ static int drain(run *ru) {
     if (r == P_HEAD) {
       check_head(c);
       head_event(ru);
-      push_head(L, c);
-      lua_settop(L, 0);
+      push_head(L, c, 1); /* the keys at 1 */
+      lua_settop(L, 1);
       /* the handler reads the body, or leaves it to be skipped */
       ru->reading = ru->mode < ru->mend ? *ru->mode & 1 : 0;
       if (ru->mode < ru->mend) ru->mode++;
@@ -216,7 +216,10 @@ static uint64_t parse(const uint8_t *req, size_t size, size_t maxpiece,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t nmode, maxpiece;
   uint64_t max_body;
-  if (L == NULL && (L = luaL_newstate()) == NULL) abort();
+  if (L == NULL) {
+    if ((L = luaL_newstate()) == NULL) abort();
+    push_keys(L);
+  }
   if (size < 3) return 0;
   /* data[0]: the largest piece (1..64 bytes, or a power of two up to
      64 KiB); data[1]: how many of the next bytes choose, one per request,

@@ -214,6 +214,7 @@ local function connection(srv, stream)
   srv.conns[c] = aio.current_task()
   local _ <close> = setmetatable({}, {__close = function()
     srv.conns[c] = nil
+    c:close()
   end})
   while true do
     local head, status = c:next()
