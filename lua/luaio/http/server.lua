@@ -174,7 +174,12 @@ local function is_cancel(e) return aio.is_error(e, "CancelledError") end
 -- Run the handler on req and answer; false: close the connection.
 local function respond(srv, c, stream, req)
   if srv.cancel_on_disconnect then c:watch() end -- until the next c:next()
-  local ok, res = xpcall(srv.handler, msgh, req)
+  local app, ok, res = srv.app
+  if app then
+    ok, res = xpcall(srv.handle, msgh, app, req)
+  else
+    ok, res = xpcall(srv.handler, msgh, req)
+  end
   rawset(req, "_done", true)
   if not ok then
     local e = res[1]
@@ -187,6 +192,12 @@ local function respond(srv, c, stream, req)
     log_error(srv, req, res[2])
     stream:write(c:response(500, TEXT, "Internal Server Error\n", true, false))
     return false
+  end
+  if type(res) == "string" and not srv.access_log then
+    -- the common answer: nothing in it raises but a cancelled write
+    local close = not req.keep_alive or srv.closing
+    return stream:write(c:response(200, TEXT, res, close,
+                                   req.method == "HEAD")) ~= nil and not close
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
@@ -244,14 +255,16 @@ function M.serve(handler, opts)
       error(("bad argument #2 to 'serve' (unknown option '%s')"):format(k), 2)
     end
   end
-  local fn = handler
+  local fn, app = handler, nil
   if type(handler) == "table" and handler.handle then
     fn = function(req) return handler:handle(req) end
+    app = handler -- called as xpcall(app.handle, msgh, app, req)
   elseif type(handler) ~= "function" then
     error("bad argument #1 to 'serve' (function or app expected)", 2)
   end
   local srv = setmetatable({
-    handler = fn, conns = {}, closing = false, log = opts.log,
+    handler = fn, app = app, handle = app and app.handle, conns = {},
+    closing = false, log = opts.log,
     access_log = opts.access_log,
     cancel_on_disconnect = opts.cancel_on_disconnect and true or false,
     limits = {max_body_size = opts.max_body_size,
