@@ -814,7 +814,9 @@ static int is_token(const char *s, size_t n) {
   if (n == 0) return 0;
   for (i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (!isalnum(ch) && (ch == 0 || strchr(extra, ch) == NULL)) return 0;
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') continue;
+    if (ch >= '0' && ch <= '9') continue;
+    if (ch == 0 || strchr(extra, ch) == NULL) return 0;
   }
   return 1;
 }
