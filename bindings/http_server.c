@@ -900,8 +900,11 @@ static const char *date_of(conn *c) {
 /* The head of a response and `extra` bytes after it, in one string of b
    (luaL_buffinitsize: nothing is added piece by piece, so the buffer's
    box never has to be on top of the stack while the fields are walked).
-   length: >= 0 Content-Length, -1 chunked, -2 none.  Returns where the
+   hidx: the handler's fields (0: none, -1: TEXT_PLAIN alone).  length:
+   >= 0 Content-Length, -1 chunked, -2 none.  Returns where the
    extra bytes go; luaL_pushresultsize(b, *total) ends it. */
+#define TEXT_PLAIN "content-type: text/plain; charset=utf-8\r\n"
+
 static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
                         int hidx, lua_Integer length, int close, size_t extra,
                         size_t *total) {
@@ -910,7 +913,10 @@ static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
   const char *why = reason(status), *date = date_of(c), *tail;
   size_t whylen = strlen(why), datelen = strlen(date), nf = 0, cllen = 0;
   size_t n, taillen;
-  if (hidx != 0 && lua_type(L, hidx) == LUA_TTABLE) nf = fields(L, hidx, NULL);
+  if (hidx < 0) /* -1: the plain text answer's one field */
+    nf = sizeof TEXT_PLAIN - 1;
+  else if (hidx != 0 && lua_type(L, hidx) == LUA_TTABLE)
+    nf = fields(L, hidx, NULL);
   if (length >= 0 && status >= 200 && status != 204 && status != 304) {
     uint64_t v = (uint64_t)length;
     *--clp = '\n';
@@ -948,7 +954,11 @@ static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
   p += datelen;
   memcpy(p, "\r\n", 2);
   p += 2;
-  if (nf > 0) p += fields(L, hidx, p);
+  if (hidx < 0) {
+    memcpy(p, TEXT_PLAIN, nf);
+    p += nf;
+  } else if (nf > 0)
+    p += fields(L, hidx, p);
   if (cllen > 0) memcpy(p, framing, cllen);
   p += cllen;
   memcpy(p, tail, taillen);
@@ -961,7 +971,8 @@ static int check_status(lua_State *L, int idx) {
   return (int)st;
 }
 
-/* conn:response(status, headers, body, close, head_only) -> bytes */
+/* conn:response(status, headers, body, close, head_only) -> bytes;
+   headers true: content-type text/plain; charset=utf-8 alone */
 static int conn_response(lua_State *L) {
   conn *c = checkconn(L);
   int status = check_status(L, 2);
@@ -973,8 +984,11 @@ static int conn_response(lua_State *L) {
   luaL_Buffer b;
   char *p;
   lua_settop(L, 6);
-  p = build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, (lua_Integer)blen,
-                 close, sent, &total);
+  p = build_head(L, c, &b, status,
+                 lua_isnil(L, 3)                  ? 0
+                 : lua_type(L, 3) == LUA_TBOOLEAN ? -lua_toboolean(L, 3)
+                                                  : 3,
+                 (lua_Integer)blen, close, sent, &total);
   memcpy(p, body, sent);
   luaL_pushresultsize(&b, total);
   return 1;

@@ -196,7 +196,7 @@ local function respond(srv, c, stream, req)
   if type(res) == "string" and not srv.access_log then
     -- the common answer: nothing in it raises but a cancelled write
     local close = not req.keep_alive or srv.closing
-    return stream:write(c:response(200, TEXT, res, close,
+    return stream:write(c:response(200, true, res, close, -- TEXT, in C
                                    req.method == "HEAD")) ~= nil and not close
   end
   if res == upgraded then return false end -- the stream was the socket's
