@@ -100,3 +100,33 @@ describe("connection timers over keep-alive", function()
     end)
   end)
 end)
+
+describe("request bodies after the handler", function()
+  it("a body iterator returned as the answer reads nothing more", function()
+    support.run(function()
+      local srv = assert(aio.http.serve(function(req)
+        return {body = req:chunks()}
+      end))
+      local r = raw(srv.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n" ..
+                              "Connection: close\r\n\r\nabc")
+      assert.truthy(r:find("^HTTP/1.1 200"))
+      assert.truthy(r:find("\r\n\r\n0\r\n\r\n$")) -- an empty chunked body
+      srv:close()
+    end)
+  end)
+
+  it("the next request on the connection has its own body", function()
+    support.run(function()
+      local srv = assert(aio.http.serve(function(req) return req:body() end))
+      local s = assert(aio.open_connection("127.0.0.1", srv.port))
+      assert(s:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" ..
+                     "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n" ..
+                     "Connection: close\r\n\r\nde"))
+      local all = s:read_all()
+      assert.truthy(all:find("\r\n\r\nabcHTTP/1.1 200", 1, true))
+      assert.truthy(all:find("\r\n\r\nde$"))
+      s:close()
+      srv:close()
+    end)
+  end)
+end)
