@@ -71,7 +71,7 @@ describe("connection timers over keep-alive", function()
   it("keepalive_timeout closes a connection idle after its requests", function()
     support.run(function()
       local srv = assert(aio.http.serve(function() return "hi" end,
-                                        {keepalive_timeout = 0.2}))
+                                        {keepalive_timeout = 1}))
       local s = assert(aio.open_connection("127.0.0.1", srv.port))
       for _ = 1, 3 do
         assert(s:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
