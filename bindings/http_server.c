@@ -17,7 +17,10 @@
 **
 ** Waiting: the reader links the task into the stream's own reader list,
 ** exactly as stream:read does, and arms one timer node for the idle,
-** head or body deadline.
+** head or body deadline.  The node is armed lazily: a wait whose deadline
+** is later than the node's leaves it where it is, and when it fires early
+** it moves itself to the deadline of the wait in progress, so a
+** keep-alive request costs no timer heap operation.
 */
 
 #include <ctype.h>
@@ -46,7 +49,9 @@ typedef struct conn {
   luaio *h;
   streamud *sud; /* the stream's userdata: user value 1 anchors it */
   task *waiter;  /* the task waiting for bytes, for the timer */
-  tnode timer;
+  task *watched; /* cancelled if the peer leaves (cancel_on_disconnect) */
+  tnode timer;   /* in the heap at timer.due <= due, or out of it */
+  uint64_t due;  /* the deadline of the wait in progress (0: none) */
   unsigned char state, paused, timed_out, stop, skipping, expect;
   unsigned char bad_crlf, in_value;
   int status; /* what a callback refused, as an HTTP status */
@@ -295,6 +300,7 @@ static int conn_abandon(task *t, int woken) {
   conn *c = t->wobj;
   luaio__timer_remove(c->h, &c->timer);
   c->waiter = NULL;
+  c->due = 0;
   if (!woken) {
     stream *s = c->sud->s;
     luaio__list_remove(&t->w);
@@ -308,8 +314,8 @@ static int conn_abandon(task *t, int woken) {
 
 static const waitops conn_ops = {"http request", conn_abandon, NULL};
 
-static void on_deadline(tnode *n) {
-  conn *c = container_of(n, conn, timer);
+/* End the wait in progress as timed out. */
+static void expire(conn *c) {
   task *t = c->waiter;
   stream *s = c->sud->s;
   /* Woken already (bytes, the end, a close): the continuation sees it. */
@@ -324,6 +330,16 @@ static void on_deadline(tnode *n) {
   luaio__wake(t, NULL, 0);
 }
 
+static void on_deadline(tnode *n) {
+  conn *c = container_of(n, conn, timer);
+  if (c->waiter == NULL || c->due == 0) return; /* a wait that is over */
+  if (luaio__now() < c->due) {                  /* early: a later wait's */
+    luaio__timer_add(c->h, &c->timer, c->due);
+    return;
+  }
+  expire(c);
+}
+
 /* Suspend until more bytes, the end, or the deadline (ns, 0: none). */
 static int wait_bytes(lua_State *L, conn *c, stream *s, uint64_t due,
                       lua_KFunction k) {
@@ -333,19 +349,32 @@ static int wait_bytes(lua_State *L, conn *c, stream *s, uint64_t due,
   luaio__stream_update(s);
   luaio__list_push(&s->readers, &t->w);
   c->waiter = t;
-  if (due) luaio__timer_add(c->h, &c->timer, due);
+  c->due = due;
+  if (due && (!luaio__timer_armed(&c->timer) || c->timer.due > due))
+    luaio__timer_add(c->h, &c->timer, due);
   return luaio__wait(L, t, &conn_ops, c, 0, k);
 }
 
-/* After a wait: the timer is off and the task is no longer linked. */
+/* After a wait: the task is no longer linked; the timer stays in the
+   heap, where the next wait is likely to want it (on_deadline ignores it
+   meanwhile). */
 static void waited(lua_State *L, conn *c) {
-  luaio__timer_remove(c->h, &c->timer);
   c->waiter = NULL;
+  c->due = 0;
   luaio__resumed(L, c->h->current);
 }
 
+/* The methods' upvalues: the host, the metatable (told without a lookup
+   of its name) and the head's keys, interned once. */
+enum { UV_HOST = 1, UV_MT, UV_KEYS };
+
 static conn *checkconn(lua_State *L) {
-  return luaL_checkudata(L, 1, "luaio.HttpConn");
+  conn *c = lua_touserdata(L, 1);
+  if (c == NULL || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(UV_MT)))
+    luaL_typeerror(L, 1, "luaio.HttpConn");
+  lua_pop(L, 1);
+  return c;
 }
 
 static int check_reader(lua_State *L, stream *s) {
@@ -395,17 +424,54 @@ static int http_decode(lua_State *L) {
   return 1;
 }
 
-/* Push the request head as a table. */
-static void push_head(lua_State *L, conn *c) {
+/* The keys of the head's table, in the table at UV_KEYS. */
+enum {
+  K_METHOD = 1,
+  K_TARGET,
+  K_RAW_PATH,
+  K_PATH,
+  K_QUERY_STRING,
+  K_VERSION,
+  K_KEEP_ALIVE,
+  K_UPGRADE,
+  K_EXPECT,
+  K_HEADERS,
+  K_V10,
+  K_V11,
+  K_EMPTY,
+  K_N
+};
+
+static const char *const keynames[K_N] = {
+    NULL,           "method",  "target",     "raw_path", "path",
+    "query_string", "version", "keep_alive", "upgrade",  "expect_continue",
+    "headers",      "1.0",     "1.1",        ""};
+
+static void push_keys(lua_State *L) {
+  int k;
+  lua_createtable(L, K_N - 1, 0);
+  for (k = 1; k < K_N; k++) {
+    lua_pushstring(L, keynames[k]);
+    lua_rawseti(L, -2, k);
+  }
+}
+
+/* Push the key k of the keys at index keys. */
+#define KEY(k) lua_rawgeti(L, keys, k)
+
+/* Push the request head as a table; keys: the index of push_keys' table. */
+static void push_head(lua_State *L, conn *c, int keys) {
   const char *url = c->head;
   size_t ulen = c->url_len, plen;
   const char *path = url, *q;
   int i;
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 16); /* room for what server.lua adds */
+  KEY(K_METHOD);
   lua_pushstring(L, http_method_str((enum http_method)c->p.method));
-  lua_setfield(L, -2, "method");
+  lua_rawset(L, -3);
+  KEY(K_TARGET);
   lua_pushlstring(L, url, ulen);
-  lua_setfield(L, -2, "target");
+  lua_rawset(L, -3);
   if (ulen > 0 && url[0] != '/' && url[0] != '*') {
     /* absolute-form: take the path after scheme://authority */
     struct http_parser_url u;
@@ -422,27 +488,35 @@ static void push_head(lua_State *L, conn *c) {
   }
   q = memchr(path, '?', ulen);
   plen = q != NULL ? (size_t)(q - path) : ulen;
+  KEY(K_RAW_PATH);
   lua_pushlstring(L, path, plen);
-  lua_setfield(L, -2, "raw_path");
+  lua_rawset(L, -3);
+  KEY(K_PATH);
   push_decoded(L, path, plen, 0);
-  lua_setfield(L, -2, "path");
+  lua_rawset(L, -3);
+  KEY(K_QUERY_STRING);
   if (q != NULL)
     lua_pushlstring(L, q + 1, ulen - plen - 1);
   else
-    lua_pushliteral(L, "");
-  lua_setfield(L, -2, "query_string");
-  lua_pushstring(L, c->p.http_minor == 0 ? "1.0" : "1.1");
-  lua_setfield(L, -2, "version");
+    KEY(K_EMPTY);
+  lua_rawset(L, -3);
+  KEY(K_VERSION);
+  KEY(c->p.http_minor == 0 ? K_V10 : K_V11);
+  lua_rawset(L, -3);
+  KEY(K_KEEP_ALIVE);
   lua_pushboolean(L, http_should_keep_alive(&c->p));
-  lua_setfield(L, -2, "keep_alive");
+  lua_rawset(L, -3);
   if (c->p.upgrade) {
+    KEY(K_UPGRADE);
     lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "upgrade");
+    lua_rawset(L, -3);
   }
   if (c->expect) {
+    KEY(K_EXPECT);
     lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "expect_continue");
+    lua_rawset(L, -3);
   }
+  KEY(K_HEADERS);
   lua_createtable(L, 0, c->nfields);
   for (i = 0; i < c->nfields; i++) {
     field *f = &c->fields[i];
@@ -462,8 +536,10 @@ static void push_head(lua_State *L, conn *c) {
     }
     lua_rawset(L, -3);
   }
-  lua_setfield(L, -2, "headers");
+  lua_rawset(L, -3);
 }
+
+#undef KEY
 
 /* conn:next() and the body. */
 
@@ -472,6 +548,7 @@ static uint64_t after(double s) {
 }
 
 static int k_next(lua_State *L, int status, lua_KContext ctx);
+static void unwatch(conn *c);
 
 /* Skip what is left of a message, then parse the next head. */
 static int next_step(lua_State *L, conn *c) {
@@ -495,7 +572,7 @@ static int next_step(lua_State *L, conn *c) {
         return 2;
       }
       if (r == P_HEAD) {
-        push_head(L, c);
+        push_head(L, c, lua_upvalueindex(UV_KEYS));
         /* a message without a body is complete at once */
         if (!(c->p.flags & F_CHUNKED) &&
             (!(c->p.flags & F_CONTENTLENGTH) || c->p.content_length == 0))
@@ -538,6 +615,7 @@ static int conn_next(lua_State *L) {
   stream *s = c->sud->s;
   lua_settop(L, 1);
   if (s != NULL) check_reader(L, s);
+  if (c->watched != NULL) unwatch(c);
   c->timed_out = 0;
   return next_step(L, c);
 }
@@ -605,7 +683,7 @@ static int conn_stop(lua_State *L) {
   c->stop = 1;
   if (c->waiter != NULL && c->state == ST_IDLE) {
     c->timed_out = 1;
-    on_deadline(&c->timer);
+    expire(c);
     luaio__timer_remove(c->h, &c->timer);
   }
   return 0;
@@ -616,6 +694,43 @@ static int conn_idle(lua_State *L) {
   conn *c = checkconn(L);
   lua_pushboolean(L, c->waiter != NULL && c->state == ST_IDLE);
   return 1;
+}
+
+/* cancel_on_disconnect: the stream tells the connection when the end or
+   a reset arrives while the handler runs.  The stream keeps reading in
+   the background only while fewer than its limit are buffered, so the
+   bytes of pipelined requests and of an unread body stay where they are
+   (back-pressure holds) and a full buffer hides the end until it is
+   read. */
+
+static void unwatch(conn *c) {
+  stream *s = c->sud->s;
+  c->watched = NULL;
+  if (s != NULL && s->end_ud == c) {
+    s->on_end = NULL;
+    s->end_ud = NULL;
+  }
+}
+
+static void on_peer_end(stream *s) {
+  conn *c = s->end_ud;
+  task *t = c->watched;
+  unwatch(c);
+  if (t != NULL) luaio__task_cancel(t);
+}
+
+/* conn:watch(): cancel the calling task when the peer closes or resets
+   the connection, until the next conn:next() (not for an upgrade: the
+   WebSocket sees the end itself) */
+static int conn_watch(lua_State *L) {
+  conn *c = checkconn(L);
+  stream *s = c->sud->s;
+  if (s == NULL || c->state == ST_UPGRADED || c->h->current == NULL) return 0;
+  c->watched = c->h->current;
+  s->on_end = on_peer_end;
+  s->end_ud = c;
+  if (s->eof || s->rerr) on_peer_end(s);
+  return 0;
 }
 
 /* Responses. */
@@ -699,29 +814,76 @@ static int is_token(const char *s, size_t n) {
   if (n == 0) return 0;
   for (i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (!isalnum(ch) && (ch == 0 || strchr(extra, ch) == NULL)) return 0;
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') continue;
+    if (ch >= '0' && ch <= '9') continue;
+    if (ch == 0 || strchr(extra, ch) == NULL) return 0;
   }
   return 1;
 }
 
-static void add_field(lua_State *L, luaL_Buffer *b, const char *name,
-                      size_t nlen, int vidx) {
+/* The line "name: value\r\n" of the value at vidx (a string or a number):
+   its length, and written at out unless out is NULL (then the value is
+   checked). */
+static size_t field_line(lua_State *L, const char *name, size_t nlen, int vidx,
+                         char *out) {
   size_t vlen, i;
-  const char *v = luaL_tolstring(L, vidx, &vlen);
-  for (i = 0; i < vlen; i++)
-    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-      luaL_error(L, "response header %s holds CR, LF or NUL", name);
-  lua_pop(L, 1);
-  luaL_addlstring(b, name, nlen);
-  luaL_addlstring(b, ": ", 2);
-  v = lua_tolstring(L, vidx, &vlen); /* a number was converted in place? */
-  if (v == NULL) {
-    v = luaL_tolstring(L, vidx, &vlen);
-    luaL_addlstring(b, v, vlen);
+  const char *v;
+  int t = lua_type(L, vidx);
+  if (t == LUA_TNUMBER) {
+    lua_pushvalue(L, vidx);
+    v = lua_tolstring(L, -1, &vlen);
+  } else if (t == LUA_TSTRING)
+    v = lua_tolstring(L, vidx, &vlen);
+  else
+    return (size_t)luaL_error(
+        L, "response header %s must be a string or a number", name);
+  if (out == NULL) {
+    for (i = 0; i < vlen; i++)
+      if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+        luaL_error(L, "response header %s holds CR, LF or NUL", name);
+  } else {
+    memcpy(out, name, nlen);
+    memcpy(out + nlen, ": ", 2);
+    memcpy(out + nlen + 2, v, vlen);
+    memcpy(out + nlen + 2 + vlen, "\r\n", 2);
+  }
+  if (t == LUA_TNUMBER) lua_pop(L, 1);
+  return nlen + 2 + vlen + 2;
+}
+
+/* The handler's fields of the table at hidx: their length, written at out
+   unless out is NULL (then they are checked: this pass raises, the
+   writing one cannot).  The server's own framing fields are left out. */
+static size_t fields(lua_State *L, int hidx, char *out) {
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, hidx)) {
+    size_t nlen;
+    const char *name;
+    if (out == NULL && lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "response header names must be strings");
+    name = lua_tolstring(L, -2, &nlen);
+    if (out == NULL && !is_token(name, nlen))
+      luaL_error(L, "invalid response header name '%s'", name);
+    if ((nlen == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+        (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) ||
+        (nlen == 10 && strncasecmp(name, "connection", 10) == 0) ||
+        (nlen == 4 && strncasecmp(name, "date", 4) == 0)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_Integer i, k = (lua_Integer)lua_rawlen(L, -1);
+      for (i = 1; i <= k; i++) {
+        lua_rawgeti(L, -1, i);
+        n += field_line(L, name, nlen, lua_gettop(L), out ? out + n : NULL);
+        lua_pop(L, 1);
+      }
+    } else
+      n += field_line(L, name, nlen, lua_gettop(L), out ? out + n : NULL);
     lua_pop(L, 1);
-  } else
-    luaL_addlstring(b, v, vlen);
-  luaL_addlstring(b, "\r\n", 2);
+  }
+  return n;
 }
 
 static const char *date_of(conn *c) {
@@ -735,58 +897,72 @@ static const char *date_of(conn *c) {
   return c->date;
 }
 
-/* The head of a response into b.  length: >= 0 Content-Length, -1
-   chunked, -2 none.  The user's own framing fields are left out. */
-static void build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
-                       int hidx, lua_Integer length, int close) {
-  char line[64];
-  int has_ct = 0;
-  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: ", status,
-           reason(status));
-  luaL_addstring(b, line);
-  luaL_addstring(b, date_of(c));
-  luaL_addlstring(b, "\r\n", 2);
-  if (hidx != 0 && lua_type(L, hidx) == LUA_TTABLE) {
-    lua_pushnil(L);
-    while (lua_next(L, hidx)) {
-      size_t nlen;
-      const char *name;
-      if (lua_type(L, -2) != LUA_TSTRING)
-        luaL_error(L, "response header names must be strings");
-      name = lua_tolstring(L, -2, &nlen);
-      if (!is_token(name, nlen))
-        luaL_error(L, "invalid response header name '%s'", name);
-      if ((nlen == 14 && strncasecmp(name, "content-length", 14) == 0) ||
-          (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) ||
-          (nlen == 10 && strncasecmp(name, "connection", 10) == 0) ||
-          (nlen == 4 && strncasecmp(name, "date", 4) == 0)) {
-        lua_pop(L, 1);
-        continue;
-      }
-      if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0) has_ct = 1;
-      if (lua_type(L, -1) == LUA_TTABLE) {
-        lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-          lua_rawgeti(L, -1, i);
-          add_field(L, b, name, nlen, lua_gettop(L));
-          lua_pop(L, 1);
-        }
-      } else
-        add_field(L, b, name, nlen, lua_gettop(L));
-      lua_pop(L, 1);
-    }
-  }
-  (void)has_ct;
+/* The head of a response and `extra` bytes after it, in one string of b
+   (luaL_buffinitsize: nothing is added piece by piece, so the buffer's
+   box never has to be on top of the stack while the fields are walked).
+   hidx: the handler's fields (0: none, -1: TEXT_PLAIN alone).  length:
+   >= 0 Content-Length, -1 chunked, -2 none.  Returns where the
+   extra bytes go; luaL_pushresultsize(b, *total) ends it. */
+#define TEXT_PLAIN "content-type: text/plain; charset=utf-8\r\n"
+
+static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
+                        int hidx, lua_Integer length, int close, size_t extra,
+                        size_t *total) {
+  char cl[40], *clp = cl + sizeof cl, *p;
+  const char *framing = NULL;
+  const char *why = reason(status), *date = date_of(c), *tail;
+  size_t whylen = strlen(why), datelen = strlen(date), nf = 0, cllen = 0;
+  size_t n, taillen;
+  if (hidx < 0) /* -1: the plain text answer's one field */
+    nf = sizeof TEXT_PLAIN - 1;
+  else if (hidx != 0 && lua_type(L, hidx) == LUA_TTABLE)
+    nf = fields(L, hidx, NULL);
   if (length >= 0 && status >= 200 && status != 204 && status != 304) {
-    snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)length);
-    luaL_addstring(b, line);
-  } else if (length == -1)
-    luaL_addstring(b, "Transfer-Encoding: chunked\r\n");
-  if (close)
-    luaL_addstring(b, "Connection: close\r\n");
-  else if (c->p.http_minor == 0)
-    luaL_addstring(b, "Connection: keep-alive\r\n");
-  luaL_addlstring(b, "\r\n", 2);
+    uint64_t v = (uint64_t)length;
+    *--clp = '\n';
+    *--clp = '\r';
+    do
+      *--clp = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    clp -= 16;
+    memcpy(clp, "Content-Length: ", 16);
+    framing = clp;
+    cllen = (size_t)(cl + sizeof cl - clp);
+  } else if (length == -1) {
+    framing = "Transfer-Encoding: chunked\r\n";
+    cllen = 28;
+  }
+  tail = close                  ? "Connection: close\r\n\r\n"
+         : c->p.http_minor == 0 ? "Connection: keep-alive\r\n\r\n"
+                                : "\r\n";
+  taillen = strlen(tail);
+  /* "HTTP/1.1 200 OK\r\nDate: ...\r\n" (status is 100..999) */
+  n = 13 + whylen + 8 + datelen + 2 + nf + cllen + taillen;
+  *total = n + extra;
+  p = luaL_buffinitsize(L, b, *total);
+  memcpy(p, "HTTP/1.1 ", 9);
+  p[9] = (char)('0' + status / 100);
+  p[10] = (char)('0' + status / 10 % 10);
+  p[11] = (char)('0' + status % 10);
+  p[12] = ' ';
+  p += 13;
+  memcpy(p, why, whylen);
+  p += whylen;
+  memcpy(p, "\r\nDate: ", 8);
+  p += 8;
+  memcpy(p, date, datelen);
+  p += datelen;
+  memcpy(p, "\r\n", 2);
+  p += 2;
+  if (hidx < 0) {
+    memcpy(p, TEXT_PLAIN, nf);
+    p += nf;
+  } else if (nf > 0)
+    p += fields(L, hidx, p);
+  if (cllen > 0) memcpy(p, framing, cllen);
+  p += cllen;
+  memcpy(p, tail, taillen);
+  return p + taillen;
 }
 
 static int check_status(lua_State *L, int idx) {
@@ -795,21 +971,26 @@ static int check_status(lua_State *L, int idx) {
   return (int)st;
 }
 
-/* conn:response(status, headers, body, close, head_only) -> bytes */
+/* conn:response(status, headers, body, close, head_only) -> bytes;
+   headers true: content-type text/plain; charset=utf-8 alone */
 static int conn_response(lua_State *L) {
   conn *c = checkconn(L);
   int status = check_status(L, 2);
-  size_t blen;
+  size_t blen, total;
   const char *body = luaL_optlstring(L, 4, "", &blen);
   int close = lua_toboolean(L, 5), head_only = lua_toboolean(L, 6);
+  size_t sent =
+      !head_only && status >= 200 && status != 204 && status != 304 ? blen : 0;
   luaL_Buffer b;
+  char *p;
   lua_settop(L, 6);
-  luaL_buffinit(L, &b);
-  build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, (lua_Integer)blen,
-             close);
-  if (!head_only && status >= 200 && status != 204 && status != 304)
-    luaL_addlstring(&b, body, blen);
-  luaL_pushresult(&b);
+  p = build_head(L, c, &b, status,
+                 lua_isnil(L, 3)                  ? 0
+                 : lua_type(L, 3) == LUA_TBOOLEAN ? -lua_toboolean(L, 3)
+                                                  : 3,
+                 (lua_Integer)blen, close, sent, &total);
+  memcpy(p, body, sent);
+  luaL_pushresultsize(&b, total);
   return 1;
 }
 
@@ -822,11 +1003,12 @@ static int conn_head(lua_State *L) {
                        : lua_isinteger(L, 4) ? lua_tointeger(L, 4)
                                              : -2;
   int close = lua_toboolean(L, 5);
+  size_t total;
   luaL_Buffer b;
   lua_settop(L, 5);
-  luaL_buffinit(L, &b);
-  build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, length, close);
-  luaL_pushresult(&b);
+  build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, length, close, 0,
+             &total);
+  luaL_pushresultsize(&b, total);
   return 1;
 }
 
@@ -845,9 +1027,18 @@ static int conn_state(lua_State *L) {
   return 1;
 }
 
-static int conn_gc(lua_State *L) {
+/* conn:close(): the connection is over (its timer and watch let go) */
+static int conn_close(lua_State *L) {
   conn *c = checkconn(L);
   luaio__timer_remove(c->h, &c->timer);
+  unwatch(c);
+  return 0;
+}
+
+static int conn_gc(lua_State *L) {
+  conn *c = luaL_checkudata(L, 1, "luaio.HttpConn");
+  luaio__timer_remove(c->h, &c->timer);
+  unwatch(c);
   return 0;
 }
 
@@ -892,7 +1083,8 @@ static int http_conn(lua_State *L) {
 static const luaL_Reg conn_methods[] = {
     {"next", conn_next},   {"chunk", conn_chunk}, {"response", conn_response},
     {"head", conn_head},   {"stop", conn_stop},   {"idle", conn_idle},
-    {"state", conn_state}, {NULL, NULL}};
+    {"state", conn_state}, {"watch", conn_watch}, {"close", conn_close},
+    {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"conn", http_conn},
                                  {"decode", http_decode},
@@ -903,8 +1095,10 @@ int luaopen_luaio__http_server(lua_State *L) {
   luaio *h = luaio__open_host(L);
   if (luaL_newmetatable(L, "luaio.HttpConn")) {
     lua_newtable(L);
-    lua_pushlightuserdata(L, h);
-    luaL_setfuncs(L, conn_methods, 1);
+    lua_pushlightuserdata(L, h); /* UV_HOST */
+    lua_pushvalue(L, -3);        /* UV_MT */
+    push_keys(L);                /* UV_KEYS */
+    luaL_setfuncs(L, conn_methods, 3);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, conn_gc);
     lua_setfield(L, -2, "__gc");

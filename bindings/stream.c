@@ -217,6 +217,7 @@ static void wake_reader(stream *s) {
 void luaio__stream_arrived(stream *s) {
   if (s->len >= s->want || s->eof || s->rerr) wake_reader(s);
   luaio__stream_update(s);
+  if ((s->eof || s->rerr) && s->on_end != NULL) s->on_end(s);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -241,7 +242,12 @@ static void on_read(uv_stream_t *handle, ssize_t nread, const uv_buf_t *buf) {
   if (s->tls != NULL) {
     if (nread == 0) return;
     luaio__tls_input(s, nread); /* ciphertext: through the TLS layer */
-  } else if (nread > 0)
+    luaio__stream_arrived(s);
+    /* the socket's end, before any reader decrypted up to it */
+    if (nread < 0 && s->on_end != NULL) s->on_end(s);
+    return;
+  }
+  if (nread > 0)
     s->len += (size_t)nread;
   else if (nread == UV_EOF)
     s->eof = 1;

@@ -61,6 +61,10 @@ struct stream {
   struct fswrite *fs_head; /* SK_FILE: writes not yet issued */
   struct fswrite *fs_tail;
   struct tls *tls; /* the TLS layer, NULL for a plain stream */
+  /* Told from the read callback when the end or a read error arrives
+     (http_server.c's cancel_on_disconnect); NULL: nobody. */
+  void (*on_end)(stream *s);
+  void *end_ud;
 };
 
 /* Allocate a stream of `kind`; the caller initialises s->u (or s->fd) and

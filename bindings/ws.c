@@ -34,6 +34,7 @@ typedef struct ws {
   size_t outlen, outcap;
   wsmsg *head, *tail;
   int nomem;
+  lua_Integer pongs; /* pong frames received (for the heartbeat) */
 } ws;
 
 static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
@@ -77,6 +78,7 @@ static void on_msg(wslay_event_context_ptr ctx,
   ws *w = ud;
   wsmsg *m;
   (void)ctx;
+  if (arg->opcode == WSLAY_PONG) w->pongs++;
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
     return; /* wslay answers pings and closes itself */
   if ((m = malloc(sizeof *m + arg->msg_length)) == NULL) {
@@ -129,7 +131,8 @@ static void push_out(lua_State *L, ws *w) {
   w->outlen = 0;
 }
 
-/* framing:feed(bytes) -> messages, out; messages: {data, "text"|"binary"}… */
+/* framing:feed(bytes) -> messages, out, pongs; messages: {data,
+   "text"|"binary"}…; pongs: the pong frames received so far */
 static int ws_feed(lua_State *L) {
   ws *w = checkws(L);
   size_t len;
@@ -154,7 +157,8 @@ static int ws_feed(lua_State *L) {
   }
   w->tail = NULL;
   push_out(L, w);
-  return 2;
+  lua_pushinteger(L, w->pongs);
+  return 3;
 }
 
 /* framing:send(data, binary) -> out */

@@ -288,6 +288,7 @@ uint64_t luaio__now(void);
 void luaio__timer_add(luaio *h, tnode *n, uint64_t due);
 void luaio__timer_remove(luaio *h, tnode *n);
 void luaio__timer_free(luaio *h); /* the buckets, at the end */
+#define luaio__timer_armed(n) ((n)->bucket != NULL)
 void luaio__timer_fire(luaio *h);
 
 /* error.c */

@@ -223,7 +223,7 @@ static int timeout_expired(lua_State *L) {
 /* scope:when() -> deadline on aio.time()'s clock | nil */
 static int timeout_when(lua_State *L) {
   timeout *to = checktimeout(L);
-  if (to->timer.bucket == NULL) return 0;
+  if (!luaio__timer_armed(&to->timer)) return 0;
   lua_pushnumber(L, (lua_Number)to->timer.due / 1e9);
   return 1;
 }
@@ -231,10 +231,10 @@ static int timeout_when(lua_State *L) {
 static int timeout_tostring(lua_State *L) {
   timeout *to = checktimeout(L);
   lua_pushfstring(L, "<timeout %s>",
-                  to->expired            ? "expired"
-                  : !to->s.active        ? "closed"
-                  : to->timer.bucket == NULL ? "without deadline"
-                                         : "pending");
+                  to->expired                       ? "expired"
+                  : !to->s.active                   ? "closed"
+                  : !luaio__timer_armed(&to->timer) ? "without deadline"
+                                                    : "pending");
   return 1;
 }
 

@@ -708,6 +708,28 @@ describe("TLS", function()
       end)
     end)
 
+    it("HTTPS: cancel_on_disconnect sees a client leave while its handler waits",
+       function()
+      support.run(function()
+        local started, ended = aio.event(), nil
+        local srv = assert(aio.http.serve(function()
+          started:set()
+          local ok, e = pcall(aio.sleep, 30)
+          ended = ok and "done" or (aio.is_error(e, "CancelledError") and
+                                    "cancelled" or tostring(e))
+          if not ok then error(e, 0) end
+          return "late"
+        end, {tls = cert("good"), cancel_on_disconnect = true}))
+        local s = assert(connect(srv.port))
+        assert(s:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+        started:wait()
+        s:close()
+        support.wait_until(function() return ended ~= nil end)
+        assert.equal("cancelled", ended)
+        srv:close()
+      end)
+    end)
+
     it("aio.http.serve with a certificate it cannot load: ETLS", function()
       support.run(function()
         local srv, msg, code = aio.http.serve(function() end,

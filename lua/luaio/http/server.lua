@@ -28,14 +28,26 @@ local function parse_query(qs)
   return q
 end
 
-local request_mt = {__name = "luaio.HttpRequest"}
-function request_mt.__index(req, k)
+local function request_index(req, k)
   if k == "query" then
     local q = parse_query(rawget(req, "query_string"))
     rawset(req, "query", q)
     return q
   end
   return Request[k]
+end
+
+-- The requests of one connection share a metatable that knows the
+-- connection: req._conn, req._stream and req._cx (cx.current: the request
+-- whose handler runs) cost nothing per request.
+local function request_mt(c, stream)
+  local cx = {current = false}
+  return {__name = "luaio.HttpRequest", __index = function(req, k)
+    if k == "_conn" then return c end
+    if k == "_stream" then return stream end
+    if k == "_cx" then return cx end
+    return request_index(req, k)
+  end}, cx
 end
 
 local function http_error(status, msg)
@@ -47,7 +59,7 @@ end
 -- The next piece of the body, or nil at its end; raises an HTTPError with
 -- the status to answer (413, 400, 408) when the body is refused.
 local function read_chunk(req)
-  if rawget(req, "_done") then return nil end
+  if rawget(req, "_done") or req._cx.current ~= req then return nil end
   if rawget(req, "expect_continue") and not rawget(req, "_continued") then
     rawset(req, "_continued", true)
     req._stream:write("HTTP/1.1 100 Continue\r\n\r\n")
@@ -172,9 +184,16 @@ end
 local function is_cancel(e) return aio.is_error(e, "CancelledError") end
 
 -- Run the handler on req and answer; false: close the connection.
-local function respond(srv, c, stream, req)
-  local ok, res = xpcall(srv.handler, msgh, req)
-  rawset(req, "_done", true)
+local function respond(srv, c, stream, req, cx)
+  if srv.cancel_on_disconnect then c:watch() end -- until the next c:next()
+  local app, ok, res = srv.app
+  cx.current = req -- its body can be read until the handler returns
+  if app then
+    ok, res = xpcall(srv.handle, msgh, app, req)
+  else
+    ok, res = xpcall(srv.handler, msgh, req)
+  end
+  cx.current = false
   if not ok then
     local e = res[1]
     if is_cancel(e) then error(e, 0) end
@@ -186,6 +205,12 @@ local function respond(srv, c, stream, req)
     log_error(srv, req, res[2])
     stream:write(c:response(500, TEXT, "Internal Server Error\n", true, false))
     return false
+  end
+  if type(res) == "string" and not srv.access_log then
+    -- the common answer: nothing in it raises but a cancelled write
+    local close = not req.keep_alive or srv.closing
+    return stream:write(c:response(200, true, res, close, -- TEXT, in C
+                                   req.method == "HEAD")) ~= nil and not close
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
@@ -210,9 +235,11 @@ end
 
 local function connection(srv, stream)
   local c = core.conn(stream, srv.limits)
+  local mt, cx = request_mt(c, stream)
   srv.conns[c] = aio.current_task()
   local _ <close> = setmetatable({}, {__close = function()
     srv.conns[c] = nil
+    c:close()
   end})
   while true do
     local head, status = c:next()
@@ -220,16 +247,15 @@ local function connection(srv, stream)
       if status then reject(c, stream, status) end
       return
     end
-    head._conn, head._stream = c, stream
-    local req = setmetatable(head, request_mt)
-    if not respond(srv, c, stream, req) then return end
+    local req = setmetatable(head, mt)
+    if not respond(srv, c, stream, req, cx) then return end
   end
 end
 
 local KNOWN = {host = true, port = true, tls = true, max_body_size = true,
                header_timeout = true, keepalive_timeout = true,
                body_timeout = true, log = true, access_log = true,
-               backlog = true}
+               backlog = true, cancel_on_disconnect = true}
 
 -- aio.http.serve(handler_or_app, opts) -> server | nil, msg, code
 function M.serve(handler, opts)
@@ -242,15 +268,18 @@ function M.serve(handler, opts)
       error(("bad argument #2 to 'serve' (unknown option '%s')"):format(k), 2)
     end
   end
-  local fn = handler
+  local fn, app = handler, nil
   if type(handler) == "table" and handler.handle then
     fn = function(req) return handler:handle(req) end
+    app = handler -- called as xpcall(app.handle, msgh, app, req)
   elseif type(handler) ~= "function" then
     error("bad argument #1 to 'serve' (function or app expected)", 2)
   end
   local srv = setmetatable({
-    handler = fn, conns = {}, closing = false, log = opts.log,
+    handler = fn, app = app, handle = app and app.handle, conns = {},
+    closing = false, log = opts.log,
     access_log = opts.access_log,
+    cancel_on_disconnect = opts.cancel_on_disconnect and true or false,
     limits = {max_body_size = opts.max_body_size,
               header_timeout = opts.header_timeout,
               keepalive_timeout = opts.keepalive_timeout,
