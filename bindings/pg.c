@@ -318,7 +318,11 @@ static void progress(pgconn *pc) {
 static void connect_step(pgconn *pc, int first) {
   PostgresPollingStatusType st =
       first ? PGRES_POLLING_WRITING : PQconnectPoll(pc->pq);
-  int rv;
+  int rv, tries = 0;
+  /* Between two addresses libpq may be without a socket: go on. */
+  while ((st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) &&
+         PQsocket(pc->pq) < 0 && tries++ < 64)
+    st = PQconnectPoll(pc->pq);
   switch (st) {
   case PGRES_POLLING_READING:
   case PGRES_POLLING_WRITING:
@@ -347,12 +351,15 @@ static void connect_step(pgconn *pc, int first) {
 
 static void on_poll(uv_poll_t *p, int status, int events) {
   pgconn *pc = ((pgpoll *)p->data)->pc;
-  if (status < 0) {
-    fail(pc, uv_strerror(status));
+  if (pc->state == S_CONNECTING) { /* an error too: libpq tells why */
+    connect_step(pc, 0);
     return;
   }
-  if (pc->state == S_CONNECTING) {
-    connect_step(pc, 0);
+  if (status < 0) { /* libuv reports POLLERR so: libpq tells why */
+    if (!PQconsumeInput(pc->pq))
+      fail_pq(pc);
+    else
+      fail(pc, uv_strerror(status));
     return;
   }
   if ((events & UV_READABLE) && !PQconsumeInput(pc->pq)) {
@@ -651,7 +658,10 @@ static int pg_many(lua_State *L) {
     lua_settop(L, top);
   }
   if ((t = begin(L, pc, pg_many, &rv)) == NULL) return rv;
-  if (n == 0) return 0;
+  if (n == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
   if (!PQenterPipelineMode(pc->pq)) return send_failed(L, pc);
   for (i = 1; i <= n; i++) {
     pgparams p;

@@ -40,16 +40,18 @@ function M.server(cmd)
   assert(ok, "pg_server.sh " .. cmd .. " failed")
 end
 
--- describe(...) that reports its specs pending when there is no server.
-function M.describe(name, body)
-  local why = M.skip_reason()
-  if why then
-    describe(name, function()
-      pending("skipped: " .. why:gsub("%s+$", ""))
-    end)
-    return
+-- local describe = P.skippable(describe, pending): a describe that reports
+-- its specs pending when there is no server.
+function M.skippable(describe, pending)
+  return function(name, body)
+    local why = M.skip_reason()
+    if why then
+      return describe(name, function()
+        pending("skipped: " .. why:gsub("%s+$", ""))
+      end)
+    end
+    return describe(name, body)
   end
-  describe(name, body)
 end
 
 return M

@@ -181,7 +181,9 @@ local function evict(self, c)
   end
   self._stmts[sql] = nil
   self._nstmts = self._nstmts - 1
-  c:_script("DEALLOCATE " .. oldest.name)
+  -- The server may have lost it already (DEALLOCATE ALL): no matter.
+  local ok, e = pcall(c._script, c, "DEALLOCATE " .. oldest.name)
+  if not ok and not aio.is_error(e, "DatabaseError") then error(e, 0) end
 end
 
 local function statement(self, c, sql)
