@@ -315,6 +315,13 @@ static void progress(pgconn *pc) {
 
 /* Connecting. */
 
+/* Notices (RAISE NOTICE, a FATAL before the server hangs up) are not
+   written to stderr as libpq would: errors reach the caller as errors. */
+static void on_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 static void connect_step(pgconn *pc, int first) {
   PostgresPollingStatusType st =
       first ? PGRES_POLLING_WRITING : PQconnectPoll(pc->pq);
@@ -854,6 +861,7 @@ static int pg_connect(lua_State *L) {
     return 2;
   }
   luaio__res_add(h, &pc->res);
+  PQsetNoticeProcessor(pc->pq, on_notice, NULL);
   if (PQstatus(pc->pq) == CONNECTION_BAD) {
     fail_pq(pc);
     lua_pushnil(L);
