@@ -36,7 +36,7 @@
 static const char connkey = 'P';
 
 enum { S_CONNECTING, S_IDLE, S_BUSY, S_DONE };
-enum { K_QUERY, K_PIPE, K_SCRIPT };
+enum { K_QUERY, K_PIPE, K_SCRIPT, K_ROWS, K_COPY };
 
 typedef struct pgpoll {
   uv_poll_t p;
@@ -61,7 +61,9 @@ typedef struct pgconn {
   int cancels;   /* cancel requests on the thread pool */
   int collected; /* the userdata is gone */
   int lost;      /* the operation ended with the connection */
-  int copy_out;  /* COPY TO STDOUT data is being discarded */
+  int copy;      /* 1 in COPY FROM STDIN, 2 in COPY TO STDOUT, 3 after it */
+  int owned;     /* a row iterator or a copy holds the operation */
+  PGresult *row; /* the row single-row mode handed over */
   task *t;       /* the operation's task; NULL once it gave up */
   task *idler;   /* waits for the connection to be free again */
   task *connector, *reader;
@@ -144,7 +146,13 @@ static void set_events(pgconn *pc, int events) {
 static void update_poll(pgconn *pc) {
   int ev = 0;
   if (pc->pq == NULL || pc->state == S_CONNECTING) return;
-  if (pc->state == S_BUSY || !pc->paused) ev |= UV_READABLE;
+  if (pc->state == S_BUSY) {
+    /* Not while a row or COPY data waits for its consumer: flat memory. */
+    if (!(pc->kind == K_ROWS && pc->row != NULL) &&
+        !(pc->copy == 2 && pc->owned && pc->t == NULL))
+      ev |= UV_READABLE;
+  } else if (!pc->paused)
+    ev |= UV_READABLE;
   if (pc->flushing) ev |= UV_WRITABLE;
   set_events(pc, ev);
 }
@@ -163,7 +171,8 @@ static int ready(pgconn *pc) {
 static void clear_results(pgconn *pc) {
   PQclear(pc->out);
   PQclear(pc->err);
-  pc->out = pc->err = NULL;
+  PQclear(pc->row);
+  pc->out = pc->err = pc->row = NULL;
 }
 
 /* The connection is over: every waiter hears of it. */
@@ -177,7 +186,8 @@ static void fail(pgconn *pc, const char *why) {
   luaio__res_remove(pc->h, &pc->res);
   if (pc->state == S_BUSY) {
     pc->lost = 1;
-    if (pc->t != NULL) {
+    pc->copy = 0;
+    if (pc->t != NULL || pc->owned) {
       pc->state = S_DONE;
       wake(&pc->t);
     } else {
@@ -232,7 +242,7 @@ static void collect_notifies(pgconn *pc) {
 
 /* The operation reached its end (ReadyForQuery). */
 static void op_done(pgconn *pc) {
-  if (pc->t != NULL) {
+  if (pc->t != NULL || pc->owned) {
     pc->state = S_DONE;
     wake(&pc->t);
   } else {
@@ -271,7 +281,7 @@ static void keep(pgconn *pc, PGresult *r) {
     flush(pc);
     break;
   case PGRES_COPY_OUT: /* outside copy_out: discarded */
-    pc->copy_out = 1;
+    pc->copy = 2;
     break;
   default:
     break;
@@ -283,14 +293,29 @@ static void keep(pgconn *pc, PGresult *r) {
 static void progress(pgconn *pc) {
   while (pc->pq != NULL && pc->state == S_BUSY) {
     PGresult *r;
-    if (pc->copy_out) {
+    if (pc->copy == 2) {
       char *buf;
       int n;
+      if (pc->owned) { /* the consumer reads it */
+        wake(&pc->t);
+        break;
+      }
       while ((n = PQgetCopyData(pc->pq, &buf, 1)) > 0)
         PQfreemem(buf);
       if (n == 0) break; /* more to come */
-      pc->copy_out = 0;
+      pc->copy = 0;
     }
+    if (pc->copy == 1) {
+      if (pc->owned) { /* the producer writes */
+        wake(&pc->t);
+        break;
+      }
+      PQputCopyEnd(pc->pq, "COPY abandoned");
+      pc->copy = 0;
+      flush(pc);
+      continue;
+    }
+    if (pc->kind == K_ROWS && pc->row != NULL) break;
     if (PQisBusy(pc->pq)) break;
     r = PQgetResult(pc->pq);
     if (pc->kind == K_PIPE) {
@@ -307,6 +332,20 @@ static void progress(pgconn *pc) {
     if (r == NULL) {
       op_done(pc);
       break;
+    }
+    if (pc->kind == K_ROWS && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+      if (pc->owned) {
+        pc->row = r;
+        wake(&pc->t);
+      } else
+        PQclear(r);
+      continue;
+    }
+    if (pc->kind == K_COPY && (PQresultStatus(r) == PGRES_COPY_IN ||
+                               PQresultStatus(r) == PGRES_COPY_OUT)) {
+      pc->copy = PQresultStatus(r) == PGRES_COPY_IN ? 1 : 2;
+      PQclear(r);
+      continue;
     }
     keep(pc, r);
   }
@@ -425,10 +464,10 @@ static int op_abandon(task *t, int woken) {
   pgconn *pc = t->wobj;
   if (!woken) { /* still running: cancel it, drain it */
     pc->t = NULL;
-    send_cancel(pc);
+    if (!pc->owned) send_cancel(pc); /* else the owner's close does */
     return 1;
   }
-  if (pc->state == S_DONE) { /* finished: the results are dropped */
+  if (pc->state == S_DONE && !pc->owned) { /* the results are dropped */
     clear_results(pc);
     pc->state = S_IDLE;
     if (ready(pc)) wake(&pc->idler);
@@ -473,7 +512,7 @@ static task *begin(lua_State *L, pgconn *pc, lua_CFunction f, int *rv) {
   if (pc->pq == NULL) raise_lost(L, pc);
   if (pc->state == S_CONNECTING) luaL_error(L, "connection not open yet");
   if (!ready(pc)) {
-    int draining = (pc->state == S_BUSY && pc->t == NULL) ||
+    int draining = (pc->state == S_BUSY && pc->t == NULL && !pc->owned) ||
                    (pc->state == S_IDLE && pc->cancels > 0);
     if (!draining || pc->idler != NULL)
       luaL_error(L, "another operation is in progress on this connection");
@@ -485,6 +524,7 @@ static task *begin(lua_State *L, pgconn *pc, lua_CFunction f, int *rv) {
 }
 
 static int k_op(lua_State *L, int status, lua_KContext ctx);
+static int collect(lua_State *L, pgconn *pc, int mode);
 
 /* The operation was sent: wait for its end. */
 
@@ -495,7 +535,7 @@ static int wait_op(lua_State *L, pgconn *pc, task *t, int kind, int mode) {
   pc->kind = kind;
   pc->t = t;
   pc->lost = 0;
-  pc->copy_out = 0;
+  pc->copy = 0;
   pc->affected = 0;
   update_poll(pc);
   return luaio__wait(L, t, &op_ops, pc, (lua_KContext)mode, k_op);
@@ -533,13 +573,10 @@ static PGresult **box(lua_State *L, PGresult *r) {
 
 /* Modes: 0 rows affected, 1 all rows, 2 the first row, 3 the first value,
    4 a prepared statement's parameter types and column count. */
-static int k_op(lua_State *L, int status, lua_KContext ctx) {
-  pgconn *pc = *(pgconn **)lua_touserdata(L, 1);
-  int mode = (int)ctx, i, top;
+static int collect(lua_State *L, pgconn *pc, int mode) {
+  int i, top;
   PGresult **b, *r;
   lua_Integer affected;
-  (void)status;
-  luaio__resumed(L, luaio__host(L)->current);
   r = pc->out;
   affected = pc->affected;
   pc->out = NULL;
@@ -582,6 +619,12 @@ static int k_op(lua_State *L, int status, lua_KContext ctx) {
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
   return 1;
+}
+
+static int k_op(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  luaio__resumed(L, luaio__host(L)->current);
+  return collect(L, *(pgconn **)lua_touserdata(L, 1), (int)ctx);
 }
 
 /* conn:_query(mode, name, ptypes, ...) -> rows | row | value | affected:
@@ -734,6 +777,264 @@ static int pg_quote_ident(lua_State *L) {
   lua_pushstring(L, q);
   PQfreemem(q);
   return 1;
+}
+
+/* Row iterators (single-row mode) and COPY: the operation is owned by
+   Lua code between calls, each call waiting for the next row, the next
+   COPY data, or room to write. */
+
+static void start_owned(pgconn *pc, int kind) {
+  pc->state = S_BUSY;
+  pc->kind = kind;
+  pc->owned = 1;
+  pc->t = NULL;
+  pc->lost = 0;
+  pc->copy = 0;
+  pc->affected = 0;
+}
+
+static int owned_wait(lua_State *L, pgconn *pc, lua_KFunction k) {
+  task *t = luaio__enter_wait(L, pc->h);
+  pc->t = t;
+  update_poll(pc);
+  return luaio__wait(L, t, &op_ops, pc, 0, k);
+}
+
+static void check_owned(lua_State *L, pgconn *pc, int kind) {
+  if (!pc->owned || pc->kind != kind)
+    luaL_error(L, kind == K_ROWS ? "the row iteration is over"
+                                 : "no COPY in progress");
+  if (pc->t != NULL) luaL_error(L, "another task is waiting on it");
+}
+
+/* The owner is done (or the connection is): the end of the results. */
+static int finish_owned(lua_State *L, pgconn *pc) {
+  pc->owned = 0;
+  if (pc->state != S_DONE) return raise_lost(L, pc);
+  return collect(L, pc, 0);
+}
+
+/* conn:_rows_start(name, ptypes, ...): sends the statement in single-row
+   mode; rows then come from _rows_next */
+static int pg_rows_start(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  const char *name = luaL_checkstring(L, 2);
+  int n = lua_gettop(L) - 3, rv;
+  pgparams p;
+  task *t;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (n < 0) n = 0;
+  if (n != (int)luaL_len(L, 3))
+    return luaL_error(L, "the statement takes %d parameters, %d given",
+                      (int)luaL_len(L, 3), n);
+  if ((t = begin(L, pc, pg_rows_start, &rv)) == NULL) return rv;
+  luaio__pg_params(L, 4, n, 3, &p);
+  if (!PQsendQueryPrepared(pc->pq, name, n, p.values, p.lengths, p.formats, 0))
+    return send_failed(L, pc);
+  PQsetSingleRowMode(pc->pq);
+  flush(pc);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  start_owned(pc, K_ROWS);
+  update_poll(pc);
+  return 0;
+}
+
+static int k_rows_next(lua_State *L, int status, lua_KContext ctx);
+
+/* conn:_rows_next() -> row | nil at the end (raises its error) */
+static int pg_rows_next(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  check_owned(L, pc, K_ROWS);
+  if (pc->row == NULL && pc->state == S_BUSY && pc->pq != NULL)
+    progress(pc); /* the rows libpq has read already */
+  if (pc->row != NULL) {
+    PGresult **b = box(L, pc->row);
+    pc->row = NULL;
+    luaio__pg_push_rows(L, *b, 2);
+    box_gc_free(b);
+    update_poll(pc); /* read on */
+    return 1;
+  }
+  if (pc->state != S_BUSY || pc->pq == NULL) {
+    finish_owned(L, pc);
+    lua_pushnil(L);
+    return 1;
+  }
+  return owned_wait(L, pc, k_rows_next);
+}
+
+static int k_rows_next(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  luaio__resumed(L, luaio__host(L)->current);
+  return pg_rows_next(L);
+}
+
+/* conn:_abandon(): the owner of a row iteration or a COPY gives up: the
+   rest is cancelled and drained */
+static int pg_abandon(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  if (!pc->owned) return 0;
+  pc->owned = 0;
+  PQclear(pc->row);
+  pc->row = NULL;
+  if (pc->state == S_DONE) {
+    clear_results(pc);
+    pc->state = S_IDLE;
+    return 0;
+  }
+  if (pc->pq == NULL || pc->state != S_BUSY) return 0;
+  if (pc->copy != 1) send_cancel(pc); /* COPY FROM ends with an error */
+  progress(pc);                       /* discards what it can */
+  if (pc->pq != NULL) update_poll(pc);
+  return 0;
+}
+
+static int k_copy_start(lua_State *L, int status, lua_KContext ctx);
+
+/* conn:_copy_start(sql) -> "in" | "out" | rows affected (not a COPY) */
+static int pg_copy_start(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  const char *sql = luaL_checkstring(L, 2);
+  task *t;
+  int rv;
+  if ((t = begin(L, pc, pg_copy_start, &rv)) == NULL) return rv;
+  if (!PQsendQuery(pc->pq, sql)) return send_failed(L, pc);
+  flush(pc);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  start_owned(pc, K_COPY);
+  return owned_wait(L, pc, k_copy_start);
+}
+
+static int k_copy_start(lua_State *L, int status, lua_KContext ctx) {
+  pgconn *pc = *(pgconn **)lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  luaio__resumed(L, luaio__host(L)->current);
+  if (pc->copy == 1 || pc->copy == 2) {
+    lua_pushstring(L, pc->copy == 1 ? "in" : "out");
+    return 1;
+  }
+  if (pc->state == S_BUSY && pc->pq != NULL)
+    return owned_wait(L, pc, k_copy_start); /* woken early */
+  return finish_owned(L, pc);
+}
+
+static int pg_copy_put(lua_State *L);
+
+static int k_retry_put(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  luaio__resumed(L, luaio__host(L)->current);
+  return pg_copy_put(L);
+}
+
+static int k_copy_put(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  luaio__resumed(L, luaio__host(L)->current);
+  return 0;
+}
+
+/* conn:_copy_put(data): queues data; waits while the socket is full */
+static int pg_copy_put(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int r;
+  check_owned(L, pc, K_COPY);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  if (pc->copy != 1) {
+    if (pc->state == S_DONE) return finish_owned(L, pc); /* its error */
+    return luaL_error(L, "not a COPY FROM STDIN");
+  }
+  luaL_argcheck(L, len <= 0x3fffffff, 2, "chunk too long");
+  r = PQputCopyData(pc->pq, data, (int)len);
+  if (r < 0) return send_failed(L, pc);
+  flush(pc);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  if (r == 0 || pc->flushing) { /* back-pressure */
+    if (r == 0) pc->flushing = 1;
+    if (r != 0) lua_settop(L, 1); /* queued: no retry */
+    return owned_wait(L, pc, r == 0 ? k_retry_put : k_copy_put);
+  }
+  return 0;
+}
+
+/* conn:_copy_end([error]) -> rows copied (raises the server's error) */
+static int pg_copy_end(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  const char *err = luaL_optstring(L, 2, NULL);
+  task *t;
+  check_owned(L, pc, K_COPY);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  if (pc->copy == 1) {
+    if (PQputCopyEnd(pc->pq, err) < 0) return send_failed(L, pc);
+    pc->copy = 0;
+  }
+  t = luaio__enter_wait(L, pc->h);
+  pc->owned = 0;
+  if (pc->state == S_DONE) return collect(L, pc, 0);
+  flush(pc);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  pc->t = t;
+  update_poll(pc);
+  lua_settop(L, 1);
+  return luaio__wait(L, t, &op_ops, pc, 0, k_op);
+}
+
+static int k_copy_get(lua_State *L, int status, lua_KContext ctx);
+
+/* conn:_copy_get() -> data | rows copied at the end */
+static int pg_copy_get(lua_State *L) {
+  pgconn *pc = checkconn(L);
+  luaL_Buffer b;
+  char *buf;
+  int n = 0, got = 0;
+  check_owned(L, pc, K_COPY);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  if (pc->copy == 3) { /* the data was over at the last call */
+    n = -1;
+    goto over;
+  }
+  if (pc->copy != 2) {
+    if (pc->state == S_DONE) return finish_owned(L, pc);
+    return luaL_error(L, "not a COPY TO STDOUT");
+  }
+  luaL_buffinit(L, &b);
+  while (b.n < 65536 && (n = PQgetCopyData(pc->pq, &buf, 1)) > 0) {
+    luaL_addlstring(&b, buf, (size_t)n);
+    PQfreemem(buf);
+    got = 1;
+  }
+  if (got) {
+    if (n == -1) pc->copy = 3;
+    luaL_pushresult(&b);
+    return 1;
+  }
+over:
+  if (n == 0) return owned_wait(L, pc, k_copy_get);
+  if (n == -2) {
+    fail_pq(pc);
+    return raise_lost(L, pc);
+  }
+  /* -1: the data is over; the command's result follows. */
+  pc->copy = 0;
+  progress(pc); /* still owned: a result is kept, nobody woken */
+  pc->owned = 0;
+  if (pc->state == S_DONE) return collect(L, pc, 0);
+  if (pc->pq == NULL) return raise_lost(L, pc);
+  pc->t = luaio__enter_wait(L, pc->h);
+  update_poll(pc);
+  lua_settop(L, 1);
+  return luaio__wait(L, pc->t, &op_ops, pc, 0, k_op);
+}
+
+static int k_copy_get(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  luaio__resumed(L, luaio__host(L)->current);
+  return pg_copy_get(L);
 }
 
 /* Notifications. */
@@ -947,6 +1248,13 @@ static const luaL_Reg conn_methods[] = {{"_query", pg_query},
                                         {"_script", pg_script},
                                         {"_many", pg_many},
                                         {"_drain", pg_drain},
+                                        {"_rows_start", pg_rows_start},
+                                        {"_rows_next", pg_rows_next},
+                                        {"_abandon", pg_abandon},
+                                        {"_copy_start", pg_copy_start},
+                                        {"_copy_put", pg_copy_put},
+                                        {"_copy_end", pg_copy_end},
+                                        {"_copy_get", pg_copy_get},
                                         {"_status", pg_status},
                                         {"_pid", pg_pid},
                                         {"_quote_ident", pg_quote_ident},

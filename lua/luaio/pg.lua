@@ -317,6 +317,110 @@ function Conn:execute_script(sql)
   end
 end
 
+-- for row in conn:rows(sql, ...) do … end: the rows one at a time
+-- (single-row mode), read from the server only as the loop takes them, so
+-- memory stays flat however many there are.  Leaving the loop early
+-- (break, an error, a cancellation) cancels the rest; use it only as a
+-- for loop's iterator.
+function Conn:rows(sql, ...)
+  local c = c_of(self)
+  sql = sql_of(sql, "rows")
+  local e = statement(self, c, sql)
+  c:_rows_start(e.name, e.ptypes, ...)
+  local closer = setmetatable({}, {__close = function() c:_abandon() end})
+  return function() return c:_rows_next() end, nil, nil, closer
+end
+
+-- COPY's first step; a cancelled one is abandoned (cancelled, drained).
+local function copy_start(c, sql)
+  local ok, kind = pcall(c._copy_start, c, sql)
+  if not ok then
+    c:_abandon()
+    error(kind, 0)
+  end
+  return kind
+end
+
+local function copy_out(c, sql, sink)
+  local kind = copy_start(c, sql)
+  if kind ~= "out" then
+    c:_abandon()
+    error("copy_out: not a COPY ... TO STDOUT statement", 0)
+  end
+  local parts = {}
+  local ok, n = pcall(function()
+    while true do
+      local chunk = c:_copy_get()
+      if type(chunk) == "number" then return chunk end
+      if sink then sink(chunk) else parts[#parts + 1] = chunk end
+    end
+  end)
+  if not ok then
+    c:_abandon()
+    error(n, 0)
+  end
+  if sink then return n end
+  return table.concat(parts), n
+end
+
+-- conn:copy_out(sql [, sink]) -> data, rows | rows: runs COPY ... TO
+-- STDOUT; sink(chunk) gets the data as it arrives, else it is returned.
+function Conn:copy_out(sql, sink)
+  local c = c_of(self)
+  local timeout
+  sql, timeout = sql_of(sql, "copy_out")
+  if sink ~= nil and type(sink) ~= "function" then
+    error("bad argument #2 to 'copy_out' (function expected)", 2)
+  end
+  timeout = timeout or self._timeout
+  if timeout then return with_timeout(timeout, copy_out, c, sql, sink) end
+  return copy_out(c, sql, sink)
+end
+
+local function copy_in(c, sql, source)
+  local kind = copy_start(c, sql)
+  if kind ~= "in" then
+    c:_abandon()
+    error("copy_in: not a COPY ... FROM STDIN statement", 0)
+  end
+  local ok, e = pcall(function()
+    if type(source) == "string" then
+      c:_copy_put(source)
+    elseif type(source) == "table" then
+      for i = 1, #source do c:_copy_put(source[i]) end
+    else
+      while true do
+        local chunk = source()
+        if chunk == nil then break end
+        c:_copy_put(chunk)
+      end
+    end
+  end)
+  if not ok then
+    c:_abandon()
+    error(e, 0)
+  end
+  return c:_copy_end()
+end
+
+-- conn:copy_in(sql, source) -> rows copied: runs COPY ... FROM STDIN with
+-- the data of source: a string, an array of strings, or a function
+-- returning chunks and then nil.  A failing source aborts the COPY (its
+-- error is raised; nothing is copied).
+function Conn:copy_in(sql, source)
+  local c = c_of(self)
+  local timeout
+  sql, timeout = sql_of(sql, "copy_in")
+  local t = type(source)
+  if t ~= "string" and t ~= "table" and t ~= "function" then
+    error("bad argument #2 to 'copy_in' (string, table or function "
+          .. "expected)", 2)
+  end
+  timeout = timeout or self._timeout
+  if timeout then return with_timeout(timeout, copy_in, c, sql, source) end
+  return copy_in(c, sql, source)
+end
+
 -- The transaction guard's SQL (db.transaction), run shielded so that a
 -- cancellation that leaves the block still commits or rolls back; a
 -- rollback that fails or takes too long closes the connection (the server
@@ -561,11 +665,13 @@ local function borrowed(self)
 end
 
 for _, name in ipairs{"fetch", "fetchrow", "fetchval", "execute",
-                      "executemany", "execute_script", "transaction",
+                      "executemany", "execute_script", "copy_in",
+                      "copy_out", "rows", "transaction",
                       "in_transaction", "listen", "pid", "alive"} do
   local f = Conn[name]
   Pooled[name] = function(self, ...) return f(borrowed(self), ...) end
   Pool[name] = name ~= "transaction" and name ~= "listen" and
+               name ~= "rows" and
                name ~= "in_transaction" and name ~= "pid" and
                name ~= "alive" and function(self, ...)
     local conn, lease <close> = acquire(self)
