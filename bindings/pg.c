@@ -559,15 +559,15 @@ static int box_gc(lua_State *L) {
   return 0;
 }
 
-/* A userdata that frees r if a conversion raises. */
+/* The connection's result holder (its user value): it frees r if a
+   conversion raises (then at the next use, or with the connection).  The
+   connection is at index 1. */
 static PGresult **box(lua_State *L, PGresult *r) {
-  PGresult **b = lua_newuserdatauv(L, sizeof *b, 0);
+  PGresult **b;
+  lua_getiuservalue(L, 1, 1);
+  b = lua_touserdata(L, -1);
+  PQclear(*b);
   *b = r;
-  if (luaL_newmetatable(L, "luaio.pg.result")) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
   return b;
 }
 
@@ -1149,10 +1149,17 @@ static int pg_connect(lua_State *L) {
   pc->state = S_CONNECTING;
   pc->res.close = res_close;
   pc->pq = PQconnectStartParams(kw, vals, 0);
-  ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud = lua_newuserdatauv(L, sizeof *ud, 1);
   *ud = pc;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &connkey);
   lua_setmetatable(L, -2);
+  *(PGresult **)lua_newuserdatauv(L, sizeof(PGresult *), 0) = NULL;
+  if (luaL_newmetatable(L, "luaio.pg.result")) {
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, 1);
   lua_replace(L, 1);
   lua_settop(L, 1);
   if (pc->pq == NULL) {

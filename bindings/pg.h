@@ -9,17 +9,25 @@
 
 #include "internal.h"
 
+#define PG_SMALL 16 /* parameters encoded without allocating */
+#define PG_NUMLEN 32
+
 /* Parameters of one statement, ready for PQsendQueryPrepared. */
 typedef struct pgparams {
   int n;
   const char **values;
   int *lengths, *formats;
+  char *nums;
+  const char *small_values[PG_SMALL];
+  int small_lengths[PG_SMALL], small_formats[PG_SMALL];
+  char small_nums[PG_SMALL * PG_NUMLEN];
 } pgparams;
 
 /* Encode the n Lua values from index first for a statement whose parameter
    types are the integers of the table at ptypes (0: none known).  Pushes a
-   scratch userdata, and replaces table arguments by their encoding, all of
-   which must stay on the stack until the statement is sent.  Raises on a
+   scratch userdata past PG_SMALL parameters, and replaces table arguments
+   by their encoding, all of which must stay on the stack until the
+   statement is sent.  Raises on a
    value that cannot be a parameter. */
 void luaio__pg_params(lua_State *L, int first, int n, int ptypes, pgparams *p);
 

@@ -21,7 +21,7 @@
 #include "pg.h"
 
 #define MAX_PARAMS 65535
-#define NUMLEN 32
+#define NUMLEN PG_NUMLEN
 
 enum {
   OID_BOOL = 16,
@@ -277,20 +277,26 @@ static void number_text(char *buf, lua_State *L, int idx) {
 }
 
 void luaio__pg_params(lua_State *L, int first, int n, int ptypes, pgparams *p) {
-  char *scratch;
   int i;
   if (n > MAX_PARAMS) luaL_error(L, "too many parameters (%d)", n);
-  scratch = lua_newuserdatauv(
-      L, (size_t)n * (sizeof(char *) + 2 * sizeof(int) + NUMLEN) + 1, 0);
   p->n = n;
-  p->values = (const char **)(void *)scratch;
-  p->lengths = (int *)(void *)(scratch + (size_t)n * sizeof(char *));
-  p->formats = p->lengths + n;
-  scratch = (char *)(p->formats + n);
+  if (n <= PG_SMALL) {
+    p->values = p->small_values;
+    p->lengths = p->small_lengths;
+    p->formats = p->small_formats;
+    p->nums = p->small_nums;
+  } else {
+    char *scratch = lua_newuserdatauv(
+        L, (size_t)n * (sizeof(char *) + 2 * sizeof(int) + NUMLEN), 0);
+    p->values = (const char **)(void *)scratch;
+    p->lengths = (int *)(void *)(scratch + (size_t)n * sizeof(char *));
+    p->formats = p->lengths + n;
+    p->nums = (char *)(p->formats + n);
+  }
   for (i = 0; i < n; i++) {
     int idx = first + i;
     Oid t = 0;
-    char *num = scratch + (size_t)i * NUMLEN;
+    char *num = p->nums + (size_t)i * NUMLEN;
     if (ptypes) {
       lua_rawgeti(L, ptypes, i + 1);
       t = (Oid)lua_tointeger(L, -1);
