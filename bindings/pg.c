@@ -35,45 +35,6 @@
 
 static const char connkey = 'P';
 
-enum { S_CONNECTING, S_IDLE, S_BUSY, S_DONE };
-enum { K_QUERY, K_PIPE, K_SCRIPT, K_ROWS, K_COPY };
-
-typedef struct pgpoll {
-  uv_poll_t p;
-  struct pgconn *pc;
-  int fd; /* ours, closed with the handle */
-} pgpoll;
-
-typedef struct pgnote {
-  struct pgnote *next;
-  PGnotify *n;
-} pgnote;
-
-typedef struct pgconn {
-  resource res;
-  luaio *h;
-  PGconn *pq;    /* NULL once finished */
-  pgpoll *poll;  /* on a dup of the socket */
-  int polling;   /* the events it watches */
-  int state;     /* S_* */
-  int kind;      /* of the operation */
-  int flushing;  /* PQflush has output left */
-  int cancels;   /* cancel requests on the thread pool */
-  int collected; /* the userdata is gone */
-  int lost;      /* the operation ended with the connection */
-  int copy;      /* 1 in COPY FROM STDIN, 2 in COPY TO STDOUT, 3 after it */
-  int owned;     /* a row iterator or a copy holds the operation */
-  PGresult *row; /* the row single-row mode handed over */
-  task *t;       /* the operation's task; NULL once it gave up */
-  task *idler;   /* waits for the connection to be free again */
-  task *connector, *reader;
-  PGresult *out, *err; /* the operation's result, its first error */
-  lua_Integer affected;
-  char *connerr; /* why the connection ended */
-  pgnote *nhead, *ntail;
-  int nqueued, paused;
-} pgconn;
-
 typedef struct pgcancel {
   uv_work_t w;
   PGcancel *c;
@@ -143,7 +104,7 @@ static void set_events(pgconn *pc, int events) {
 }
 
 /* Read while busy or not paused; write while output is left. */
-static void update_poll(pgconn *pc) {
+void luaio__pg_update_poll(pgconn *pc) {
   int ev = 0;
   if (pc->pq == NULL || pc->state == S_CONNECTING) return;
   if (pc->state == S_BUSY) {
@@ -157,7 +118,7 @@ static void update_poll(pgconn *pc) {
   set_events(pc, ev);
 }
 
-static void wake(task **tp) {
+void luaio__pg_wake(task **tp) {
   task *t = *tp;
   if (t == NULL) return;
   *tp = NULL;
@@ -168,7 +129,7 @@ static int ready(pgconn *pc) {
   return pc->pq != NULL && pc->state == S_IDLE && pc->cancels == 0;
 }
 
-static void clear_results(pgconn *pc) {
+void luaio__pg_clear(pgconn *pc) {
   PQclear(pc->out);
   PQclear(pc->err);
   PQclear(pc->row);
@@ -189,19 +150,19 @@ static void fail(pgconn *pc, const char *why) {
     pc->copy = 0;
     if (pc->t != NULL || pc->owned) {
       pc->state = S_DONE;
-      wake(&pc->t);
+      luaio__pg_wake(&pc->t);
     } else {
-      clear_results(pc);
+      luaio__pg_clear(pc);
       pc->state = S_IDLE;
     }
   } else if (pc->state == S_CONNECTING)
     pc->state = S_IDLE;
-  wake(&pc->idler);
-  wake(&pc->reader);
-  wake(&pc->connector);
+  luaio__pg_wake(&pc->idler);
+  luaio__pg_wake(&pc->reader);
+  luaio__pg_wake(&pc->connector);
 }
 
-static void fail_pq(pgconn *pc) {
+void luaio__pg_fail(pgconn *pc) {
   char buf[256];
   const char *m = pc->pq ? PQerrorMessage(pc->pq) : "";
   size_t n = strlen(m);
@@ -237,25 +198,25 @@ static void collect_notifies(pgconn *pc) {
     got = 1;
   }
   if (pc->nqueued > NOTIFY_MAX) pc->paused = 1;
-  if (got) wake(&pc->reader);
+  if (got) luaio__pg_wake(&pc->reader);
 }
 
 /* The operation reached its end (ReadyForQuery). */
 static void op_done(pgconn *pc) {
   if (pc->t != NULL || pc->owned) {
     pc->state = S_DONE;
-    wake(&pc->t);
+    luaio__pg_wake(&pc->t);
   } else {
-    clear_results(pc);
+    luaio__pg_clear(pc);
     pc->state = S_IDLE;
-    if (ready(pc)) wake(&pc->idler);
+    if (ready(pc)) luaio__pg_wake(&pc->idler);
   }
 }
 
-static void flush(pgconn *pc) {
+void luaio__pg_flush(pgconn *pc) {
   int r = PQflush(pc->pq);
   if (r < 0)
-    fail_pq(pc);
+    luaio__pg_fail(pc);
   else
     pc->flushing = r;
 }
@@ -278,7 +239,7 @@ static void keep(pgconn *pc, PGresult *r) {
     return;
   case PGRES_COPY_IN: /* COPY FROM STDIN outside copy_in: refused */
     PQputCopyEnd(pc->pq, "COPY FROM STDIN needs conn:copy_in()");
-    flush(pc);
+    luaio__pg_flush(pc);
     break;
   case PGRES_COPY_OUT: /* outside copy_out: discarded */
     pc->copy = 2;
@@ -290,14 +251,14 @@ static void keep(pgconn *pc, PGresult *r) {
 }
 
 /* Read every result that is complete. */
-static void progress(pgconn *pc) {
+void luaio__pg_progress(pgconn *pc) {
   while (pc->pq != NULL && pc->state == S_BUSY) {
     PGresult *r;
     if (pc->copy == 2) {
       char *buf;
       int n;
       if (pc->owned) { /* the consumer reads it */
-        wake(&pc->t);
+        luaio__pg_wake(&pc->t);
         break;
       }
       while ((n = PQgetCopyData(pc->pq, &buf, 1)) > 0)
@@ -307,12 +268,12 @@ static void progress(pgconn *pc) {
     }
     if (pc->copy == 1) {
       if (pc->owned) { /* the producer writes */
-        wake(&pc->t);
+        luaio__pg_wake(&pc->t);
         break;
       }
       PQputCopyEnd(pc->pq, "COPY abandoned");
       pc->copy = 0;
-      flush(pc);
+      luaio__pg_flush(pc);
       continue;
     }
     if (pc->kind == K_ROWS && pc->row != NULL) break;
@@ -336,7 +297,7 @@ static void progress(pgconn *pc) {
     if (pc->kind == K_ROWS && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
       if (pc->owned) {
         pc->row = r;
-        wake(&pc->t);
+        luaio__pg_wake(&pc->t);
       } else
         PQclear(r);
       continue;
@@ -349,7 +310,7 @@ static void progress(pgconn *pc) {
     }
     keep(pc, r);
   }
-  if (pc->pq != NULL && PQstatus(pc->pq) == CONNECTION_BAD) fail_pq(pc);
+  if (pc->pq != NULL && PQstatus(pc->pq) == CONNECTION_BAD) luaio__pg_fail(pc);
 }
 
 /* Connecting. */
@@ -383,15 +344,15 @@ static void connect_step(pgconn *pc, int first) {
     return;
   case PGRES_POLLING_OK:
     if (PQsetnonblocking(pc->pq, 1) != 0 || open_poll(pc) < 0) {
-      fail_pq(pc);
+      luaio__pg_fail(pc);
       return;
     }
     pc->state = S_IDLE;
-    update_poll(pc);
-    wake(&pc->connector);
+    luaio__pg_update_poll(pc);
+    luaio__pg_wake(&pc->connector);
     return;
   default:
-    fail_pq(pc);
+    luaio__pg_fail(pc);
   }
 }
 
@@ -403,21 +364,21 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   }
   if (status < 0) { /* libuv reports POLLERR so: libpq tells why */
     if (!PQconsumeInput(pc->pq))
-      fail_pq(pc);
+      luaio__pg_fail(pc);
     else
       fail(pc, uv_strerror(status));
     return;
   }
   if ((events & UV_READABLE) && !PQconsumeInput(pc->pq)) {
-    fail_pq(pc);
+    luaio__pg_fail(pc);
     return;
   }
-  if (pc->flushing || (events & UV_WRITABLE)) flush(pc);
+  if (pc->flushing || (events & UV_WRITABLE)) luaio__pg_flush(pc);
   if (pc->pq == NULL) return;
-  progress(pc);
+  luaio__pg_progress(pc);
   if (pc->pq == NULL) return;
   collect_notifies(pc);
-  update_poll(pc);
+  luaio__pg_update_poll(pc);
 }
 
 /* Cancel requests, on the thread pool. */
@@ -439,10 +400,10 @@ static void cancel_after(uv_work_t *w, int status) {
     free_conn(pc);
     return;
   }
-  if (ready(pc)) wake(&pc->idler);
+  if (ready(pc)) luaio__pg_wake(&pc->idler);
 }
 
-static void send_cancel(pgconn *pc) {
+void luaio__pg_cancel(pgconn *pc) {
   pgcancel *c;
   if (pc->pq == NULL) return;
   c = malloc(sizeof *c);
@@ -464,18 +425,18 @@ static int op_abandon(task *t, int woken) {
   pgconn *pc = t->wobj;
   if (!woken) { /* still running: cancel it, drain it */
     pc->t = NULL;
-    if (!pc->owned) send_cancel(pc); /* else the owner's close does */
+    if (!pc->owned) luaio__pg_cancel(pc); /* else the owner's close does */
     return 1;
   }
   if (pc->state == S_DONE && !pc->owned) { /* the results are dropped */
-    clear_results(pc);
+    luaio__pg_clear(pc);
     pc->state = S_IDLE;
-    if (ready(pc)) wake(&pc->idler);
+    if (ready(pc)) luaio__pg_wake(&pc->idler);
   }
   return 1;
 }
 
-static const waitops op_ops = {"a PostgreSQL statement", op_abandon, NULL};
+const waitops luaio__pg_op_ops = {"a PostgreSQL statement", op_abandon, NULL};
 
 static int idle_abandon(task *t, int woken) {
   pgconn *pc = t->wobj;
@@ -486,13 +447,13 @@ static int idle_abandon(task *t, int woken) {
 static const waitops idle_ops = {"a PostgreSQL connection to be free",
                                  idle_abandon, NULL};
 
-static pgconn *checkconn(lua_State *L) {
+pgconn *luaio__pg_checkconn(lua_State *L) {
   pgconn *pc = *(pgconn **)luaL_checkudata(L, 1, "luaio.pg");
   if (pc == NULL) luaL_error(L, "attempt to use a closed connection");
   return pc;
 }
 
-static int raise_lost(lua_State *L, pgconn *pc) {
+int luaio__pg_raise_lost(lua_State *L, pgconn *pc) {
   luaio__pg_push_error(L, "ConnectionError", NULL,
                        pc->connerr ? pc->connerr : "connection closed");
   return lua_error(L);
@@ -507,9 +468,9 @@ static int k_retry(lua_State *L, int status, lua_KContext ctx) {
 /* Start an operation on pc for the calling task, or wait until pc is
    free again after a cancelled one (then f is called again); NULL when
    it waits: return what luaio__wait returned, stored in *rv. */
-static task *begin(lua_State *L, pgconn *pc, lua_CFunction f, int *rv) {
+task *luaio__pg_begin(lua_State *L, pgconn *pc, lua_CFunction f, int *rv) {
   task *t = luaio__enter_wait(L, pc->h);
-  if (pc->pq == NULL) raise_lost(L, pc);
+  if (pc->pq == NULL) luaio__pg_raise_lost(L, pc);
   if (pc->state == S_CONNECTING) luaL_error(L, "connection not open yet");
   if (!ready(pc)) {
     int draining = (pc->state == S_BUSY && pc->t == NULL && !pc->owned) ||
@@ -523,46 +484,47 @@ static task *begin(lua_State *L, pgconn *pc, lua_CFunction f, int *rv) {
   return t;
 }
 
-static int k_op(lua_State *L, int status, lua_KContext ctx);
-static int collect(lua_State *L, pgconn *pc, int mode);
+int luaio__pg_k_op(lua_State *L, int status, lua_KContext ctx);
+int luaio__pg_collect(lua_State *L, pgconn *pc, int mode);
 
 /* The operation was sent: wait for its end. */
 
 static int wait_op(lua_State *L, pgconn *pc, task *t, int kind, int mode) {
-  flush(pc);
-  if (pc->pq == NULL) return raise_lost(L, pc);
+  luaio__pg_flush(pc);
+  if (pc->pq == NULL) return luaio__pg_raise_lost(L, pc);
   pc->state = S_BUSY;
   pc->kind = kind;
   pc->t = t;
   pc->lost = 0;
   pc->copy = 0;
   pc->affected = 0;
-  update_poll(pc);
-  return luaio__wait(L, t, &op_ops, pc, (lua_KContext)mode, k_op);
+  luaio__pg_update_poll(pc);
+  return luaio__wait(L, t, &luaio__pg_op_ops, pc, (lua_KContext)mode,
+                     luaio__pg_k_op);
 }
 
-static int send_failed(lua_State *L, pgconn *pc) {
+int luaio__pg_send_failed(lua_State *L, pgconn *pc) {
   if (PQstatus(pc->pq) == CONNECTION_BAD) {
-    fail_pq(pc);
-    return raise_lost(L, pc);
+    luaio__pg_fail(pc);
+    return luaio__pg_raise_lost(L, pc);
   }
   return luaL_error(L, "PostgreSQL: %s", PQerrorMessage(pc->pq));
 }
 
-static void box_gc_free(PGresult **b) {
+void luaio__pg_unbox(PGresult **b) {
   PQclear(*b);
   *b = NULL;
 }
 
 static int box_gc(lua_State *L) {
-  box_gc_free(lua_touserdata(L, 1));
+  luaio__pg_unbox(lua_touserdata(L, 1));
   return 0;
 }
 
 /* The connection's result holder (its user value): it frees r if a
    conversion raises (then at the next use, or with the connection).  The
    connection is at index 1. */
-static PGresult **box(lua_State *L, PGresult *r) {
+PGresult **luaio__pg_box(lua_State *L, PGresult *r) {
   PGresult **b;
   lua_getiuservalue(L, 1, 1);
   b = lua_touserdata(L, -1);
@@ -573,7 +535,7 @@ static PGresult **box(lua_State *L, PGresult *r) {
 
 /* Modes: 0 rows affected, 1 all rows, 2 the first row, 3 the first value,
    4 a prepared statement's parameter types and column count. */
-static int collect(lua_State *L, pgconn *pc, int mode) {
+int luaio__pg_collect(lua_State *L, pgconn *pc, int mode) {
   int i, top;
   PGresult **b, *r;
   lua_Integer affected;
@@ -585,20 +547,20 @@ static int collect(lua_State *L, pgconn *pc, int mode) {
   if (pc->err != NULL) {
     PGresult *e = pc->err;
     pc->err = NULL;
-    b = box(L, e);
+    b = luaio__pg_box(L, e);
     luaio__pg_push_error(
         L, pc->lost || pc->pq == NULL ? "ConnectionError" : "DatabaseError", e,
         NULL);
-    box_gc_free(b);
+    luaio__pg_unbox(b);
     PQclear(r);
     return lua_error(L);
   }
   if (r == NULL) {
-    if (pc->lost || pc->pq == NULL) return raise_lost(L, pc);
+    if (pc->lost || pc->pq == NULL) return luaio__pg_raise_lost(L, pc);
     lua_pushinteger(L, affected);
     return 1;
   }
-  b = box(L, r);
+  b = luaio__pg_box(L, r);
   switch (mode) {
   case 0:
     lua_pushinteger(L, affected);
@@ -610,27 +572,27 @@ static int collect(lua_State *L, pgconn *pc, int mode) {
       lua_rawseti(L, -2, i + 1);
     }
     lua_pushinteger(L, PQnfields(r));
-    box_gc_free(b);
+    luaio__pg_unbox(b);
     return 2;
   default:
     luaio__pg_push_rows(L, r, mode);
   }
-  box_gc_free(b);
+  luaio__pg_unbox(b);
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
   return 1;
 }
 
-static int k_op(lua_State *L, int status, lua_KContext ctx) {
+int luaio__pg_k_op(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   luaio__resumed(L, luaio__host(L)->current);
-  return collect(L, *(pgconn **)lua_touserdata(L, 1), (int)ctx);
+  return luaio__pg_collect(L, *(pgconn **)lua_touserdata(L, 1), (int)ctx);
 }
 
 /* conn:_query(mode, name, ptypes, ...) -> rows | row | value | affected:
    runs the prepared statement `name` */
 static int pg_query(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   int mode = (int)luaL_checkinteger(L, 2), rv;
   const char *name = luaL_checkstring(L, 3);
   int n = lua_gettop(L) - 4, np;
@@ -642,25 +604,25 @@ static int pg_query(lua_State *L) {
   if (n < 0) n = 0;
   if (n != np)
     return luaL_error(L, "the statement takes %d parameters, %d given", np, n);
-  if ((t = begin(L, pc, pg_query, &rv)) == NULL) return rv;
+  if ((t = luaio__pg_begin(L, pc, pg_query, &rv)) == NULL) return rv;
   luaio__pg_params(L, 5, n, 4, &p);
   if (!PQsendQueryPrepared(pc->pq, name, n, p.values, p.lengths, p.formats, 0))
-    return send_failed(L, pc);
+    return luaio__pg_send_failed(L, pc);
   lua_settop(L, 1);
   return wait_op(L, pc, t, K_QUERY, mode);
 }
 
 /* conn:_prepare(name, sql) -> ptypes, ncolumns (one round trip) */
 static int pg_prepare(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   const char *name = luaL_checkstring(L, 2), *sql = luaL_checkstring(L, 3);
   task *t;
   int rv;
-  if ((t = begin(L, pc, pg_prepare, &rv)) == NULL) return rv;
-  if (!PQenterPipelineMode(pc->pq)) return send_failed(L, pc);
+  if ((t = luaio__pg_begin(L, pc, pg_prepare, &rv)) == NULL) return rv;
+  if (!PQenterPipelineMode(pc->pq)) return luaio__pg_send_failed(L, pc);
   if (!PQsendPrepare(pc->pq, name, sql, 0, NULL) ||
       !PQsendDescribePrepared(pc->pq, name) || !PQpipelineSync(pc->pq))
-    return send_failed(L, pc);
+    return luaio__pg_send_failed(L, pc);
   lua_settop(L, 1);
   return wait_op(L, pc, t, K_PIPE, 4);
 }
@@ -668,12 +630,12 @@ static int pg_prepare(lua_State *L) {
 /* conn:_script(sql) -> affected of the last statement: parameterless,
    several statements */
 static int pg_script(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   const char *sql = luaL_checkstring(L, 2);
   task *t;
   int rv;
-  if ((t = begin(L, pc, pg_script, &rv)) == NULL) return rv;
-  if (!PQsendQuery(pc->pq, sql)) return send_failed(L, pc);
+  if ((t = luaio__pg_begin(L, pc, pg_script, &rv)) == NULL) return rv;
+  if (!PQsendQuery(pc->pq, sql)) return luaio__pg_send_failed(L, pc);
   lua_settop(L, 1);
   return wait_op(L, pc, t, K_SCRIPT, 0);
 }
@@ -681,7 +643,7 @@ static int pg_script(lua_State *L) {
 /* conn:_many(name, ptypes, list) -> rows affected in all: every array of
    parameters of list in one pipeline, one round trip */
 static int pg_many(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   const char *name = luaL_checkstring(L, 2);
   lua_Integer i, n;
   int np, j, rv;
@@ -707,12 +669,12 @@ static int pg_many(lua_State *L) {
     luaio__pg_params(L, top + 2, np, 3, &p);
     lua_settop(L, top);
   }
-  if ((t = begin(L, pc, pg_many, &rv)) == NULL) return rv;
+  if ((t = luaio__pg_begin(L, pc, pg_many, &rv)) == NULL) return rv;
   if (n == 0) {
     lua_pushinteger(L, 0);
     return 1;
   }
-  if (!PQenterPipelineMode(pc->pq)) return send_failed(L, pc);
+  if (!PQenterPipelineMode(pc->pq)) return luaio__pg_send_failed(L, pc);
   for (i = 1; i <= n; i++) {
     pgparams p;
     int top = lua_gettop(L);
@@ -722,10 +684,10 @@ static int pg_many(lua_State *L) {
     luaio__pg_params(L, top + 2, np, 3, &p);
     if (!PQsendQueryPrepared(pc->pq, name, np, p.values, p.lengths, p.formats,
                              0))
-      return send_failed(L, pc);
+      return luaio__pg_send_failed(L, pc);
     lua_settop(L, top);
   }
-  if (!PQpipelineSync(pc->pq)) return send_failed(L, pc);
+  if (!PQpipelineSync(pc->pq)) return luaio__pg_send_failed(L, pc);
   lua_settop(L, 1);
   return wait_op(L, pc, t, K_PIPE, 0);
 }
@@ -733,18 +695,18 @@ static int pg_many(lua_State *L) {
 /* conn:_drain(): waits until the connection is free after a cancelled
    operation; returns at once when it is free */
 static int pg_drain(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   task *t;
   int rv;
   if (pc->pq == NULL) return 0;
-  if ((t = begin(L, pc, pg_drain, &rv)) == NULL) return rv;
+  if ((t = luaio__pg_begin(L, pc, pg_drain, &rv)) == NULL) return rv;
   return 0;
 }
 
 /* conn:_status() -> "idle" | "intrans" | "inerror" | "active" | "closed",
    busy (an operation runs or drains) */
 static int pg_status(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   static const char *const names[] = {"idle", "active", "intrans", "inerror",
                                       "unknown"};
   if (pc->pq == NULL) {
@@ -759,282 +721,24 @@ static int pg_status(lua_State *L) {
 
 /* conn:_pid() -> the server process id */
 static int pg_pid(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  if (pc->pq == NULL) return raise_lost(L, pc);
+  pgconn *pc = luaio__pg_checkconn(L);
+  if (pc->pq == NULL) return luaio__pg_raise_lost(L, pc);
   lua_pushinteger(L, PQbackendPID(pc->pq));
   return 1;
 }
 
 /* conn:_quote_ident(s) -> "s" quoted as an identifier */
 static int pg_quote_ident(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   char *q;
-  if (pc->pq == NULL) return raise_lost(L, pc);
+  if (pc->pq == NULL) return luaio__pg_raise_lost(L, pc);
   q = PQescapeIdentifier(pc->pq, s, len);
   if (q == NULL) return luaL_error(L, "%s", PQerrorMessage(pc->pq));
   lua_pushstring(L, q);
   PQfreemem(q);
   return 1;
-}
-
-/* Row iterators (single-row mode) and COPY: the operation is owned by
-   Lua code between calls, each call waiting for the next row, the next
-   COPY data, or room to write. */
-
-static void start_owned(pgconn *pc, int kind) {
-  pc->state = S_BUSY;
-  pc->kind = kind;
-  pc->owned = 1;
-  pc->t = NULL;
-  pc->lost = 0;
-  pc->copy = 0;
-  pc->affected = 0;
-}
-
-static int owned_wait(lua_State *L, pgconn *pc, lua_KFunction k) {
-  task *t = luaio__enter_wait(L, pc->h);
-  pc->t = t;
-  update_poll(pc);
-  return luaio__wait(L, t, &op_ops, pc, 0, k);
-}
-
-static void check_owned(lua_State *L, pgconn *pc, int kind) {
-  if (!pc->owned || pc->kind != kind)
-    luaL_error(L, kind == K_ROWS ? "the row iteration is over"
-                                 : "no COPY in progress");
-  if (pc->t != NULL) luaL_error(L, "another task is waiting on it");
-}
-
-/* The owner is done (or the connection is): the end of the results. */
-static int finish_owned(lua_State *L, pgconn *pc) {
-  pc->owned = 0;
-  if (pc->state != S_DONE) return raise_lost(L, pc);
-  return collect(L, pc, 0);
-}
-
-/* conn:_rows_start(name, ptypes, ...): sends the statement in single-row
-   mode; rows then come from _rows_next */
-static int pg_rows_start(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  const char *name = luaL_checkstring(L, 2);
-  int n = lua_gettop(L) - 3, rv;
-  pgparams p;
-  task *t;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  if (n < 0) n = 0;
-  if (n != (int)luaL_len(L, 3))
-    return luaL_error(L, "the statement takes %d parameters, %d given",
-                      (int)luaL_len(L, 3), n);
-  if ((t = begin(L, pc, pg_rows_start, &rv)) == NULL) return rv;
-  luaio__pg_params(L, 4, n, 3, &p);
-  if (!PQsendQueryPrepared(pc->pq, name, n, p.values, p.lengths, p.formats, 0))
-    return send_failed(L, pc);
-  PQsetSingleRowMode(pc->pq);
-  flush(pc);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  start_owned(pc, K_ROWS);
-  update_poll(pc);
-  return 0;
-}
-
-static int k_rows_next(lua_State *L, int status, lua_KContext ctx);
-
-/* conn:_rows_next() -> row | nil at the end (raises its error) */
-static int pg_rows_next(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  check_owned(L, pc, K_ROWS);
-  if (pc->row == NULL && pc->state == S_BUSY && pc->pq != NULL)
-    progress(pc); /* the rows libpq has read already */
-  if (pc->row != NULL) {
-    PGresult **b = box(L, pc->row);
-    pc->row = NULL;
-    luaio__pg_push_rows(L, *b, 2);
-    box_gc_free(b);
-    update_poll(pc); /* read on */
-    return 1;
-  }
-  if (pc->state != S_BUSY || pc->pq == NULL) {
-    finish_owned(L, pc);
-    lua_pushnil(L);
-    return 1;
-  }
-  return owned_wait(L, pc, k_rows_next);
-}
-
-static int k_rows_next(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  luaio__resumed(L, luaio__host(L)->current);
-  return pg_rows_next(L);
-}
-
-/* conn:_abandon(): the owner of a row iteration or a COPY gives up: the
-   rest is cancelled and drained */
-static int pg_abandon(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  if (!pc->owned) return 0;
-  pc->owned = 0;
-  PQclear(pc->row);
-  pc->row = NULL;
-  if (pc->state == S_DONE) {
-    clear_results(pc);
-    pc->state = S_IDLE;
-    return 0;
-  }
-  if (pc->pq == NULL || pc->state != S_BUSY) return 0;
-  if (pc->copy != 1) send_cancel(pc); /* COPY FROM ends with an error */
-  progress(pc);                       /* discards what it can */
-  if (pc->pq != NULL) update_poll(pc);
-  return 0;
-}
-
-static int k_copy_start(lua_State *L, int status, lua_KContext ctx);
-
-/* conn:_copy_start(sql) -> "in" | "out" | rows affected (not a COPY) */
-static int pg_copy_start(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  const char *sql = luaL_checkstring(L, 2);
-  task *t;
-  int rv;
-  if ((t = begin(L, pc, pg_copy_start, &rv)) == NULL) return rv;
-  if (!PQsendQuery(pc->pq, sql)) return send_failed(L, pc);
-  flush(pc);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  start_owned(pc, K_COPY);
-  return owned_wait(L, pc, k_copy_start);
-}
-
-static int k_copy_start(lua_State *L, int status, lua_KContext ctx) {
-  pgconn *pc = *(pgconn **)lua_touserdata(L, 1);
-  (void)status;
-  (void)ctx;
-  luaio__resumed(L, luaio__host(L)->current);
-  if (pc->copy == 1 || pc->copy == 2) {
-    lua_pushstring(L, pc->copy == 1 ? "in" : "out");
-    return 1;
-  }
-  if (pc->state == S_BUSY && pc->pq != NULL)
-    return owned_wait(L, pc, k_copy_start); /* woken early */
-  return finish_owned(L, pc);
-}
-
-static int pg_copy_put(lua_State *L);
-
-static int k_retry_put(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  luaio__resumed(L, luaio__host(L)->current);
-  return pg_copy_put(L);
-}
-
-static int k_copy_put(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  luaio__resumed(L, luaio__host(L)->current);
-  return 0;
-}
-
-/* conn:_copy_put(data): queues data; waits while the socket is full */
-static int pg_copy_put(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  int r;
-  check_owned(L, pc, K_COPY);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  if (pc->copy != 1) {
-    if (pc->state == S_DONE) return finish_owned(L, pc); /* its error */
-    return luaL_error(L, "not a COPY FROM STDIN");
-  }
-  luaL_argcheck(L, len <= 0x3fffffff, 2, "chunk too long");
-  r = PQputCopyData(pc->pq, data, (int)len);
-  if (r < 0) return send_failed(L, pc);
-  flush(pc);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  if (r == 0 || pc->flushing) { /* back-pressure */
-    if (r == 0) pc->flushing = 1;
-    if (r != 0) lua_settop(L, 1); /* queued: no retry */
-    return owned_wait(L, pc, r == 0 ? k_retry_put : k_copy_put);
-  }
-  return 0;
-}
-
-/* conn:_copy_end([error]) -> rows copied (raises the server's error) */
-static int pg_copy_end(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  const char *err = luaL_optstring(L, 2, NULL);
-  task *t;
-  check_owned(L, pc, K_COPY);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  if (pc->copy == 1) {
-    if (PQputCopyEnd(pc->pq, err) < 0) return send_failed(L, pc);
-    pc->copy = 0;
-  }
-  t = luaio__enter_wait(L, pc->h);
-  pc->owned = 0;
-  if (pc->state == S_DONE) return collect(L, pc, 0);
-  flush(pc);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  pc->t = t;
-  update_poll(pc);
-  lua_settop(L, 1);
-  return luaio__wait(L, t, &op_ops, pc, 0, k_op);
-}
-
-static int k_copy_get(lua_State *L, int status, lua_KContext ctx);
-
-/* conn:_copy_get() -> data | rows copied at the end */
-static int pg_copy_get(lua_State *L) {
-  pgconn *pc = checkconn(L);
-  luaL_Buffer b;
-  char *buf;
-  int n = 0, got = 0;
-  check_owned(L, pc, K_COPY);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  if (pc->copy == 3) { /* the data was over at the last call */
-    n = -1;
-    goto over;
-  }
-  if (pc->copy != 2) {
-    if (pc->state == S_DONE) return finish_owned(L, pc);
-    return luaL_error(L, "not a COPY TO STDOUT");
-  }
-  luaL_buffinit(L, &b);
-  while (b.n < 65536 && (n = PQgetCopyData(pc->pq, &buf, 1)) > 0) {
-    luaL_addlstring(&b, buf, (size_t)n);
-    PQfreemem(buf);
-    got = 1;
-  }
-  if (got) {
-    if (n == -1) pc->copy = 3;
-    luaL_pushresult(&b);
-    return 1;
-  }
-over:
-  if (n == 0) return owned_wait(L, pc, k_copy_get);
-  if (n == -2) {
-    fail_pq(pc);
-    return raise_lost(L, pc);
-  }
-  /* -1: the data is over; the command's result follows. */
-  pc->copy = 0;
-  progress(pc); /* still owned: a result is kept, nobody woken */
-  pc->owned = 0;
-  if (pc->state == S_DONE) return collect(L, pc, 0);
-  if (pc->pq == NULL) return raise_lost(L, pc);
-  pc->t = luaio__enter_wait(L, pc->h);
-  update_poll(pc);
-  lua_settop(L, 1);
-  return luaio__wait(L, pc->t, &op_ops, pc, 0, k_op);
-}
-
-static int k_copy_get(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  luaio__resumed(L, luaio__host(L)->current);
-  return pg_copy_get(L);
 }
 
 /* Notifications. */
@@ -1053,7 +757,7 @@ static int k_notify(lua_State *L, int status, lua_KContext ctx);
 /* conn:_notify() -> channel, payload, pid; raises ConnectionError when the
    connection is lost */
 static int pg_notify(lua_State *L) {
-  pgconn *pc = checkconn(L);
+  pgconn *pc = luaio__pg_checkconn(L);
   task *t;
   pgnote *n = pc->nhead;
   if (n != NULL) {
@@ -1069,11 +773,11 @@ static int pg_notify(lua_State *L) {
     if (pc->paused && pc->nqueued <= NOTIFY_MAX / 2) {
       pc->paused = 0;
       collect_notifies(pc); /* what libpq has buffered already */
-      update_poll(pc);
+      luaio__pg_update_poll(pc);
     }
     return 3;
   }
-  if (pc->pq == NULL) return raise_lost(L, pc);
+  if (pc->pq == NULL) return luaio__pg_raise_lost(L, pc);
   if (pc->reader != NULL) return luaL_error(L, "another task is listening");
   t = luaio__enter_wait(L, pc->h);
   pc->reader = t;
@@ -1171,7 +875,7 @@ static int pg_connect(lua_State *L) {
   luaio__res_add(h, &pc->res);
   PQsetNoticeProcessor(pc->pq, on_notice, NULL);
   if (PQstatus(pc->pq) == CONNECTION_BAD) {
-    fail_pq(pc);
+    luaio__pg_fail(pc);
     lua_pushnil(L);
     lua_pushstring(L, pc->connerr);
     return 2;
@@ -1199,7 +903,7 @@ static int pg_gc(lua_State *L) {
   if (pc == NULL) return 0;
   *ud = NULL;
   fail(pc, "connection closed");
-  clear_results(pc);
+  luaio__pg_clear(pc);
   pc->collected = 1;
   if (pc->cancels == 0) free_conn(pc);
   return 0;
@@ -1255,13 +959,6 @@ static const luaL_Reg conn_methods[] = {{"_query", pg_query},
                                         {"_script", pg_script},
                                         {"_many", pg_many},
                                         {"_drain", pg_drain},
-                                        {"_rows_start", pg_rows_start},
-                                        {"_rows_next", pg_rows_next},
-                                        {"_abandon", pg_abandon},
-                                        {"_copy_start", pg_copy_start},
-                                        {"_copy_put", pg_copy_put},
-                                        {"_copy_end", pg_copy_end},
-                                        {"_copy_get", pg_copy_get},
                                         {"_status", pg_status},
                                         {"_pid", pg_pid},
                                         {"_quote_ident", pg_quote_ident},
@@ -1278,6 +975,8 @@ int luaopen_luaio__pg(lua_State *L) {
   luaL_newmetatable(L, "luaio.pg");
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, conn_methods, 1);
+  lua_pushlightuserdata(L, h);
+  luaL_setfuncs(L, luaio__pg_stream_methods, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &connkey);
