@@ -17,3 +17,20 @@ foreach(spec ${pg_specs})
     FIXTURES_REQUIRED pg RESOURCE_LOCK pg
     ENVIRONMENT "LUAIO_PG_DIR=${pg_dir}")
 endforeach()
+
+# Every path once under the ASan tree's leak checker (host:) and valgrind.
+add_test(NAME host:pg_leak COMMAND $<TARGET_FILE:luaio>
+  ${CMAKE_SOURCE_DIR}/spec/pg_leak.lua)
+set_tests_properties(host:pg_leak PROPERTIES PASS_REGULAR_EXPRESSION "pg ok"
+  FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error"
+  FIXTURES_REQUIRED pg RESOURCE_LOCK pg ENVIRONMENT "LUAIO_PG_DIR=${pg_dir}")
+if(VALGRIND)
+  add_test(NAME valgrind:pg_leak COMMAND ${VALGRIND} --error-exitcode=3
+    --soname-synonyms=somalloc=libmimalloc.so*
+    --leak-check=full --errors-for-leak-kinds=definite,indirect
+    $<TARGET_FILE:luaio> ${CMAKE_SOURCE_DIR}/spec/pg_leak.lua)
+  set_tests_properties(valgrind:pg_leak PROPERTIES
+    PASS_REGULAR_EXPRESSION "pg ok"
+    FAIL_REGULAR_EXPRESSION "ERROR SUMMARY: [1-9]|definitely lost: [1-9]"
+    FIXTURES_REQUIRED pg RESOURCE_LOCK pg ENVIRONMENT "LUAIO_PG_DIR=${pg_dir}")
+endif()
