@@ -163,7 +163,7 @@ static void fail(pgconn *pc, const char *why) {
 }
 
 void luaio__pg_fail(pgconn *pc) {
-  char buf[256];
+  char buf[1024];
   const char *m = pc->pq ? PQerrorMessage(pc->pq) : "";
   size_t n = strlen(m);
   while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))

@@ -121,11 +121,12 @@ local function conninfo(dsn)
   p.hostaddr = p.hostaddr or os.getenv("PGHOSTADDR")
   if p.host == "" then p.host = nil end
   if p.hostaddr == nil and p.host ~= nil then
-    local addrs, any = {}, false
+    -- Every address of every host, in order: libpq tries them in turn.
+    local hosts, addrs, any = {}, {}, false
     local port = tonumber(p.port or os.getenv("PGPORT")) or 5432
     for h in p.host:gmatch("[^,]+") do
       if h:sub(1, 1) == "/" or h:sub(1, 1) == "@" then
-        addrs[#addrs + 1] = ""
+        hosts[#hosts + 1], addrs[#addrs + 1] = h, ""
       else
         local a, msg = aio.getaddrinfo(h, port)
         if not a or #a == 0 then
@@ -133,11 +134,18 @@ local function conninfo(dsn)
                            :format(h, tostring(msg or "no address")),
                            {host = h, port = port}), 0)
         end
-        addrs[#addrs + 1] = a[1].addr
+        for _, e in ipairs(a) do
+          hosts[#hosts + 1], addrs[#addrs + 1] = h, e.addr
+        end
         any = true
       end
     end
-    if any then p.hostaddr = table.concat(addrs, ",") end
+    if any then
+      if p.port and p.port:find(",") then
+        error("bad argument #1 to 'connect' (one port for several hosts)", 3)
+      end
+      p.host, p.hostaddr = table.concat(hosts, ","), table.concat(addrs, ",")
+    end
   end
   p.gssencmode = p.gssencmode or "disable" -- no Kerberos lookups
   p.client_encoding = p.client_encoding or "UTF8"
@@ -157,19 +165,20 @@ function M.connect(dsn, opts)
   end
   opts = check_options(opts, CONNECT_KNOWN, "connect")
   local keys, vals, p = conninfo(dsn)
+  local host = p.host and p.host:match("^[^,]*")
   local c, msg
   do
     local _ <close> = aio.timeout(opts.timeout or 60)
     c, msg = C.connect(keys, vals)
   end
   if c == nil then
-    error(conn_error(msg, {host = p.host, port = tonumber(p.port)}), 0)
+    error(conn_error(msg, {host = host, port = tonumber(p.port)}), 0)
   end
   return setmetatable({
     _c = c, _stmts = {}, _nstmts = 0, _tick = 0, _seq = 0,
     _cache = opts.statement_cache_size or CACHE,
     _timeout = opts.command_timeout, _listeners = {},
-    host = p.host, port = tonumber(p.port),
+    host = host, port = tonumber(p.port),
   }, conn_mt)
 end
 
