@@ -898,6 +898,7 @@ static int pg_close(lua_State *L) {
   return 0;
 }
 
+/* __gc: closes the connection; its memory waits for cancel requests. */
 static int pg_gc(lua_State *L) {
   pgconn **ud = luaL_checkudata(L, 1, "luaio.pg"), *pc = *ud;
   if (pc == NULL) return 0;
@@ -916,6 +917,7 @@ static int pg_alive(lua_State *L) {
   return 1;
 }
 
+/* tostring(conn) -> "luaio.pg (pid n, idle | busy)" */
 static int pg_tostring(lua_State *L) {
   pgconn *pc = *(pgconn **)luaL_checkudata(L, 1, "luaio.pg");
   if (pc == NULL || pc->pq == NULL)
