@@ -89,6 +89,18 @@ describe("aio.pg pools", function()
     end)
   end)
 
+  it("min connections are opened at the first use", function()
+    run(function()
+      local p <close> = pool(app(), {min = 3, max = 5})
+      assert.equal(1, p:fetchval("select 1"))
+      S.wait_until(function() return p:stats().idle >= 3 end)
+      assert.equal(3, p:stats().open)
+      assert.has_error(function()
+        aio.pg.pool{dsn = P.dsn(), min = 6, max = 5}
+      end)
+    end)
+  end)
+
   it("acquire_timeout", function()
     run(function()
       local p <close> = pool(app(), {max = 1, acquire_timeout = 0.1})

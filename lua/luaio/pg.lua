@@ -637,8 +637,12 @@ function M.pool(opts)
   end
   local copts = {timeout = opts.timeout, command_timeout = opts.command_timeout,
                  statement_cache_size = opts.statement_cache_size}
+  local min = opts.min or 1
+  if math.type(min) ~= "integer" or min < 0 or min > (opts.max or 10) then
+    error("bad argument #1 to 'pool' (min: an integer from 0 to max)", 2)
+  end
   local self = setmetatable({
-    dsn = dsn, min = opts.min or 1, acquire_timeout = opts.acquire_timeout,
+    dsn = dsn, min = min, acquire_timeout = opts.acquire_timeout,
   }, pool_mt)
   self._p = pool_mod.pool{
     create = function() return M.connect(dsn, copts) end,
@@ -651,8 +655,23 @@ function M.pool(opts)
   return self
 end
 
+-- At the first use, connections up to min are opened in the background
+-- (borrowed and given back, so they wait idle).
+local function warm(self)
+  self._warm = true
+  for _ = 2, self.min do
+    local t = aio.spawn(function()
+      pcall(function()
+        local _, lease <close> = self._p:acquire()
+      end)
+    end)
+    t:set_name("pg pool warm-up")
+  end
+end
+
 local function acquire(self)
   local p = self._p
+  if not self._warm then warm(self) end
   if self.acquire_timeout then
     local _ <close> = aio.timeout(self.acquire_timeout)
     return p:acquire()
