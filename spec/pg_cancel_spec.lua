@@ -81,6 +81,22 @@ describe("aio.pg cancellation", function()
     end)
   end)
 
+  it("a task waiting for the drain of a cancelled query can be cancelled",
+     function()
+    run(function()
+      local c <close> = conn()
+      local t = aio.spawn(c.fetchval, c, "select pg_sleep(10)")
+      aio.sleep(0.05)
+      t:cancel()
+      S.assert_cancelled(t)
+      local w = aio.spawn(c.fetchval, c, "select 1") -- waits for the drain
+      aio.sleep(0)
+      w:cancel()
+      S.assert_cancelled(w)
+      assert.equal(6, c:fetchval("select 6"))
+    end)
+  end)
+
   it("a task cancelled before it starts never sends its query", function()
     run(function()
       local c <close> = conn()
