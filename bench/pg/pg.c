@@ -68,8 +68,10 @@ int main(int argc, char **argv) {
       PGresult *r = PQgetResult(c);
       if (r == NULL) continue;
       check(c, r);
-      if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) done = 1;
-      else got++;
+      if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+        done = 1;
+      else
+        got++;
       PQclear(r);
       if (done) break;
     }
