@@ -7,6 +7,7 @@
 # the server runs as the postgres user.
 set -e
 cmd=$1 dir=$2
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac # -k needs an absolute path
 bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 as() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -20,6 +21,9 @@ start() {
   port=$(cat "$dir/port")
   ctl -w -t 30 -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60" start >/dev/null
 }
+env_file() { # what the specs and benchmarks read
+  printf 'PGPORT=%s\nPGSOCKET=%s\nPGBIN=%s\n' "$(cat "$dir/port")" "$dir" "$bin" >"$dir/env"
+}
 case $cmd in
 start)
   rm -rf "$dir"
@@ -32,7 +36,10 @@ start)
   as "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
   for attempt in 1 2 3 4 5 6 7 8; do
     free_port >"$dir/port"
-    if start; then exit 0; fi
+    if start; then
+      env_file
+      exit 0
+    fi
     tail -3 "$dir/log" >&2 || true
   done
   echo "PostgreSQL did not start" >&2
