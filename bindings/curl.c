@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -64,11 +66,20 @@ static void buf_free(buf *b) {
 
 struct xfer;
 
+/* One of curl's sockets.  A socket curl opened through on_opensocket
+   (owned) keeps its poll from one transfer to the next while its
+   connection waits in curl's pool: curl says CURL_POLL_REMOVE when a
+   transfer ends and asks again when the next one reuses the connection,
+   and on_closesocket tells when the socket really goes.  The interest
+   libuv watches changes only when curl asks for a different one: each
+   uv_poll_start costs an epoll_ctl DEL and ADD. */
 typedef struct sockpoll {
   uv_poll_t poll;
   curl_socket_t fd;
   struct multi *m;
-  struct sockpoll *prev, *next;
+  struct sockpoll *prev, *next; /* m->polls, once the poll is initialised */
+  int events;                   /* what the poll watches (UV_READABLE...) */
+  unsigned char owned, inited, idle;
 } sockpoll;
 
 typedef struct multi {
@@ -78,6 +89,8 @@ typedef struct multi {
   uv_timer_t timer;
   struct xfer *xfers; /* every transfer with an easy handle */
   sockpoll *polls;
+  sockpoll **fds; /* by socket number, for the sockets curl opened */
+  int nfds;
   int nactive; /* transfers in the multi */
   unsigned char closing, timer_closed, collected;
 } multi;
@@ -106,7 +119,7 @@ static void wake(xfer *x) {
 }
 
 /* The loop stays alive for a multi's handles only while it has
-   transfers. */
+   transfers: called when nactive turns from 0 to 1 or back. */
 static void update_refs(multi *m) {
   sockpoll *p;
   if (m->closing) return;
@@ -128,8 +141,7 @@ static void detach(xfer *x) {
   if (!x->active) return;
   x->active = 0;
   curl_multi_remove_handle(m->cm, x->easy);
-  m->nactive--;
-  update_refs(m);
+  if (--m->nactive == 0) update_refs(m);
 }
 
 /* Finished transfers: detached, and their tasks woken. */
@@ -152,7 +164,13 @@ static void check_info(multi *m) {
 
 static void on_poll_closed(uv_handle_t *handle) { free(handle->data); }
 
+/* Forget p: its poll closed (now, before its socket is), p freed. */
 static void close_poll(multi *m, sockpoll *p) {
+  if (p->fd >= 0 && p->fd < m->nfds && m->fds[p->fd] == p) m->fds[p->fd] = NULL;
+  if (!p->inited) {
+    free(p);
+    return;
+  }
   if (p->prev)
     p->prev->next = p->next;
   else
@@ -165,6 +183,11 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   sockpoll *p = handle->data;
   multi *m = p->m;
   int flags = 0, running;
+  if (p->idle) { /* a pooled connection stirs: curl looks when reusing it */
+    uv_poll_stop(&p->poll);
+    p->events = 0;
+    return;
+  }
   if (status < 0)
     flags = CURL_CSELECT_ERR;
   else {
@@ -175,37 +198,86 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   check_info(m);
 }
 
+/* The sockets of curl's connections: made here so that their close is
+   known (on_closesocket), which lets a poll outlive CURL_POLL_REMOVE. */
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose,
+                                   struct curl_sockaddr *a) {
+  multi *m = ud;
+  sockpoll *p;
+  curl_socket_t s;
+  (void)purpose;
+  if (m->closing) return CURL_SOCKET_BAD;
+  s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  if (s < 0) return CURL_SOCKET_BAD;
+  if (s >= m->nfds) {
+    int n = m->nfds ? m->nfds : 64;
+    sockpoll **fds;
+    while (n <= s)
+      n *= 2;
+    if ((fds = realloc(m->fds, n * sizeof *fds)) == NULL) goto fail;
+    memset(fds + m->nfds, 0, (n - m->nfds) * sizeof *fds);
+    m->fds = fds;
+    m->nfds = n;
+  }
+  if (m->fds[s] != NULL) close_poll(m, m->fds[s]); /* cannot happen */
+  if ((p = calloc(1, sizeof *p)) == NULL) goto fail;
+  p->fd = s;
+  p->m = m;
+  p->owned = 1;
+  m->fds[s] = p;
+  return s;
+fail:
+  close(s);
+  return CURL_SOCKET_BAD;
+}
+
+static int on_closesocket(void *ud, curl_socket_t s) {
+  multi *m = ud;
+  if (s >= 0 && s < m->nfds && m->fds[s] != NULL) close_poll(m, m->fds[s]);
+  return close(s);
+}
+
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
                      void *socketp) {
   multi *m = userp;
   sockpoll *p = socketp;
   int events = 0;
   (void)e;
+  if (p == NULL && s >= 0 && s < m->nfds) p = m->fds[s];
   if (what == CURL_POLL_REMOVE) {
-    if (p != NULL) {
-      curl_multi_assign(m->cm, s, NULL);
+    if (p == NULL) return 0;
+    curl_multi_assign(m->cm, s, NULL);
+    if (p->owned)
+      p->idle = 1; /* keeps watching until curl reuses or closes it */
+    else
       close_poll(m, p);
-    }
     return 0;
   }
-  if (p == NULL) {
+  if (p == NULL) { /* a socket curl did not open through us (a resolver's) */
     if (m->closing || (p = calloc(1, sizeof *p)) == NULL) return -1;
-    if (uv_poll_init_socket(m->h->loop, &p->poll, s) < 0) {
-      free(p);
-      return -1;
-    }
-    p->poll.data = p;
     p->fd = s;
     p->m = m;
+  }
+  if (!p->inited) {
+    if (m->closing || uv_poll_init_socket(m->h->loop, &p->poll, s) < 0) {
+      if (!p->owned) free(p);
+      return -1;
+    }
+    p->inited = 1;
+    p->poll.data = p;
     p->next = m->polls;
     if (m->polls) m->polls->prev = p;
     m->polls = p;
-    curl_multi_assign(m->cm, s, p);
     if (m->nactive == 0) uv_unref((uv_handle_t *)&p->poll);
   }
+  if (socketp == NULL) curl_multi_assign(m->cm, s, p);
+  p->idle = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&p->poll, events, on_poll);
+  if (events != p->events) {
+    p->events = events;
+    uv_poll_start(&p->poll, events, on_poll);
+  }
   return 0;
 }
 
@@ -550,15 +622,21 @@ static void on_timer_closed(uv_handle_t *handle) {
 
 /* Release every transfer, clean up the CURLM, close every handle. */
 static void shutdown_multi(multi *m) {
+  int i;
   if (m->closing) return;
   while (m->xfers != NULL)
     release(m->xfers);
   m->closing = 1;
   luaio__res_remove(m->h, &m->res);
-  curl_multi_cleanup(m->cm); /* may still report sockets removed */
+  curl_multi_cleanup(m->cm); /* closes its sockets: on_closesocket */
   m->cm = NULL;
   while (m->polls != NULL)
     close_poll(m, m->polls);
+  for (i = 0; i < m->nfds; i++)
+    if (m->fds[i] != NULL) close_poll(m, m->fds[i]);
+  free(m->fds);
+  m->fds = NULL;
+  m->nfds = 0;
   uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
@@ -660,6 +738,10 @@ static int multi_start(lua_State *L) {
   OPT(x, CURLOPT_HEADERDATA, x);
   OPT(x, CURLOPT_WRITEFUNCTION, on_write);
   OPT(x, CURLOPT_WRITEDATA, x);
+  OPT(x, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+  OPT(x, CURLOPT_OPENSOCKETDATA, m);
+  OPT(x, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+  OPT(x, CURLOPT_CLOSESOCKETDATA, m);
   if (strcmp(method, "GET") == 0 && body == NULL && !upload)
     OPT(x, CURLOPT_HTTPGET, 1L);
   else if (strcmp(method, "HEAD") == 0)
@@ -710,8 +792,7 @@ static int multi_start(lua_State *L) {
   if ((mc = curl_multi_add_handle(m->cm, x->easy)) != CURLM_OK)
     return luaL_error(L, "curl: %s", curl_multi_strerror(mc));
   x->active = 1;
-  m->nactive++;
-  update_refs(m);
+  if (++m->nactive == 1) update_refs(m);
   return 1;
 }
 
@@ -769,6 +850,10 @@ static int curl_multi(lua_State *L) {
   curl_multi_setopt(m->cm, CURLMOPT_TIMERFUNCTION, on_timerfunc);
   curl_multi_setopt(m->cm, CURLMOPT_TIMERDATA, m);
   curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)limit);
+  /* The pool keeps up to limit connections: by default its size is four
+     times the transfers in the multi, which drops between a finished
+     transfer and the task's next one, and closes pooled connections. */
+  curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)(limit ? limit : 100));
   curl_multi_setopt(m->cm, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   return 1;
 }
