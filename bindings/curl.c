@@ -461,25 +461,32 @@ static const char *event(xfer *x) {
 static int do_wait(lua_State *L, xfer *x);
 static int do_read(lua_State *L, xfer *x);
 
+static int do_fetch(lua_State *L, xfer *x);
+
+enum { K_WAIT, K_READ, K_FETCH };
+
 static int k_xfer(lua_State *L, int status, lua_KContext ctx) {
   xfer *x;
   (void)status;
   luaio__resumed(L, luaio__host(L)->current);
   x = lua_touserdata(L, 1);
   if (x->closed) return luaL_error(L, "the HTTP session was closed");
-  return ctx ? do_read(L, x) : do_wait(L, x);
+  return ctx == K_READ   ? do_read(L, x)
+         : ctx == K_WAIT ? do_wait(L, x)
+                         : do_fetch(L, x);
 }
 
-static int suspend(lua_State *L, xfer *x, int reading) {
+/* Wait on x (at index 1; what lies above it up to keep stays). */
+static int suspend(lua_State *L, xfer *x, int keep, lua_KContext ctx) {
   task *t = luaio__enter_wait(L, luaio__host(L));
-  lua_settop(L, 1);
+  lua_settop(L, keep);
   x->waiter = t;
-  return luaio__wait(L, t, &xfer_ops, x, reading, k_xfer);
+  return luaio__wait(L, t, &xfer_ops, x, ctx, k_xfer);
 }
 
 static int do_wait(lua_State *L, xfer *x) {
   const char *ev = event(x);
-  if (ev == NULL) return suspend(L, x, 0);
+  if (ev == NULL) return suspend(L, x, 1, K_WAIT);
   lua_pushstring(L, ev);
   return 1;
 }
@@ -511,7 +518,7 @@ static int do_read(lua_State *L, xfer *x) {
     lua_pushliteral(L, "body");
     return 2;
   }
-  return suspend(L, x, 1);
+  return suspend(L, x, 1, K_READ);
 }
 
 /* x:wait() -> "head" | "done" | "body" (the upload wants a chunk) */
@@ -545,47 +552,116 @@ static int xfer_feed(lua_State *L) {
   return 0;
 }
 
-/* x:info() -> status, head, url, redirect_url|nil, http_version,
-   new_connections */
-static int xfer_info(lua_State *L) {
-  xfer *x = checkxfer(L, 1);
+/* The head's fields into the table on top: headers (names lower-cased,
+   repeated fields joined with ", ") and reason. */
+static void push_head(lua_State *L, xfer *x) {
+  char *p = x->head.p, *end = p + x->head.n, name[256];
+  int first = 1, t;
+  lua_createtable(L, 0, 8);
+  t = lua_gettop(L);
+  while (p != NULL && p < end) {
+    char *eol = memchr(p, '\n', end - p), *line = p, *colon, *v, *ve;
+    size_t nlen, i;
+    if (eol == NULL) eol = end;
+    p = eol + 1;
+    ve = eol;
+    if (ve > line && ve[-1] == '\r') ve--;
+    if (first) { /* HTTP/1.1 200 reason */
+      char *sp = memchr(line, ' ', ve - line);
+      first = 0;
+      if (sp != NULL && (sp = memchr(sp + 1, ' ', ve - sp - 1)) != NULL)
+        lua_pushlstring(L, sp + 1, ve - sp - 1);
+      else
+        lua_pushliteral(L, "");
+      lua_setfield(L, t - 1, "reason");
+      continue;
+    }
+    colon = memchr(line, ':', ve - line);
+    nlen = colon ? (size_t)(colon - line) : 0;
+    if (nlen == 0 || nlen >= sizeof name) continue;
+    for (i = 0; i < nlen; i++) {
+      unsigned char c = (unsigned char)line[i];
+      if (c <= ' ') break;
+      name[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    if (i < nlen) continue; /* a folded line or a bad name */
+    for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
+      ;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+      ve--;
+    lua_pushlstring(L, name, nlen);
+    if (lua_rawget(L, t) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, ve - v);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, ve - v);
+    }
+    lua_pushlstring(L, name, nlen);
+    lua_insert(L, -2);
+    lua_rawset(L, t);
+  }
+  lua_setfield(L, t - 1, "headers");
+}
+
+/* The response table for x (done, or streaming at its head) with metatable
+   at index mt: status, reason, headers, url, ok, http_version,
+   new_connections, _redirect, and body unless streaming; or
+   nil, msg, code if x failed. */
+static int push_response(lua_State *L, xfer *x, int mt) {
   long status = 0, version = 0, connects = 0;
   char *url = NULL, *redirect = NULL;
+  if (x->done && x->result != CURLE_OK) return push_failure(L, x);
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
   curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &redirect);
   curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+  lua_createtable(L, 0, 10);
   lua_pushinteger(L, status);
-  lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.n);
+  lua_setfield(L, -2, "status");
+  lua_pushboolean(L, status < 400);
+  lua_setfield(L, -2, "ok");
   lua_pushstring(L, url);
-  if (redirect)
+  lua_setfield(L, -2, "url");
+  if (redirect) {
     lua_pushstring(L, redirect);
-  else
-    lua_pushnil(L);
+    lua_setfield(L, -2, "_redirect");
+  }
   lua_pushstring(L, version == CURL_HTTP_VERSION_2_0   ? "2"
                     : version == CURL_HTTP_VERSION_1_0 ? "1.0"
                                                        : "1.1");
+  lua_setfield(L, -2, "http_version");
   lua_pushinteger(L, connects);
-  return 6;
-}
-
-/* x:result() -> body | nil, msg, code (once done) */
-static int xfer_result(lua_State *L) {
-  xfer *x = checkxfer(L, 1);
-  if (!x->done) return luaL_error(L, "the transfer is not finished");
-  if (x->result != CURLE_OK) return push_failure(L, x);
-  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+  lua_setfield(L, -2, "new_connections");
+  push_head(L, x);
+  if (!x->stream) {
+    lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+    lua_setfield(L, -2, "body");
+  }
+  lua_pushvalue(L, mt);
+  lua_setmetatable(L, -2);
   return 1;
 }
 
-/* x:error() -> nothing | msg, code (once done) */
-static int xfer_error(lua_State *L) {
+/* m:fetch's end: x at 1, the metatable at 2. */
+static int do_fetch(lua_State *L, xfer *x) {
+  int n;
+  if (!x->done) return suspend(L, x, 2, K_FETCH);
+  n = push_response(L, x, 2);
+  release(x); /* the easy handle goes at once, not at x's collection */
+  return n;
+}
+
+/* x:response(mt) -> the response | nil, msg, code (done, or streaming at
+   its head) */
+static int xfer_response(lua_State *L) {
   xfer *x = checkxfer(L, 1);
-  if (!x->done || x->result == CURLE_OK) return 0;
-  push_failure(L, x);
-  lua_remove(L, -3);
-  return 2;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!x->done && !(x->stream && x->head_done))
+    return luaL_error(L, "the transfer has no response yet");
+  return push_response(L, x, 2);
 }
 
 /* x:close(), __close, __gc: abandons the transfer; again is harmless */
@@ -796,6 +872,25 @@ static int multi_start(lua_State *L) {
   return 1;
 }
 
+/* m:fetch(opts, mt) -> response | nil, msg, code: m:start(opts) (no
+   stream, no upload), its wait and x:response(mt) in one call */
+static int multi_fetch(lua_State *L) {
+  xfer *x;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (optbool(L, 2, "stream", 0) || optbool(L, 2, "upload", 0))
+    return luaL_error(L, "fetch: not for a stream or an upload");
+  lua_pushcfunction(L, multi_start);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 1);
+  x = lua_touserdata(L, 4);
+  lua_replace(L, 1); /* x, opts, mt */
+  lua_remove(L, 2);  /* x, mt */
+  return do_fetch(L, x);
+}
+
 /* m:close(), __close: releases every transfer and connection */
 static int multi_close(lua_State *L) {
   multi *m = *(multi **)luaL_checkudata(L, 1, MULTI_MT);
@@ -864,21 +959,20 @@ static int curl_version_fn(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg multi_methods[] = {
-    {"start", multi_start},   {"close", multi_close}, {"closed", multi_closed},
-    {"__close", multi_close}, {"__gc", multi_gc},     {NULL, NULL}};
+static const luaL_Reg multi_methods[] = {{"start", multi_start},
+                                         {"fetch", multi_fetch},
+                                         {"close", multi_close},
+                                         {"closed", multi_closed},
+                                         {"__close", multi_close},
+                                         {"__gc", multi_gc},
+                                         {NULL, NULL}};
 
-static const luaL_Reg xfer_methods[] = {{"wait", xfer_wait},
-                                        {"read", xfer_read},
-                                        {"feed", xfer_feed},
-                                        {"info", xfer_info},
-                                        {"result", xfer_result},
-                                        {"error", xfer_error},
-                                        {"close", xfer_close},
-                                        {"__close", xfer_close},
-                                        {"__gc", xfer_close},
-                                        {"__tostring", xfer_tostring},
-                                        {NULL, NULL}};
+static const luaL_Reg xfer_methods[] = {
+    {"wait", xfer_wait},   {"read", xfer_read},
+    {"feed", xfer_feed},   {"response", xfer_response},
+    {"close", xfer_close}, {"__close", xfer_close},
+    {"__gc", xfer_close},  {"__tostring", xfer_tostring},
+    {NULL, NULL}};
 
 int luaopen_luaio__curl(lua_State *L) {
   luaio *h = luaio__open_host(L);
