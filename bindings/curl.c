@@ -188,9 +188,14 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     p->events = 0;
     return;
   }
-  if (status < 0)
-    flags = CURL_CSELECT_ERR;
-  else {
+  if (status < 0) {
+    /* libuv stopped the poll (POLLERR): curl does the I/O it was waiting
+       for and meets the socket's own error (ECONNRESET...) */
+    flags = (p->events & UV_READABLE ? CURL_CSELECT_IN : 0) |
+            (p->events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
+    if (flags == 0) flags = CURL_CSELECT_ERR;
+    p->events = 0;
+  } else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   }

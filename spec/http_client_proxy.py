@@ -2,8 +2,10 @@
 # specs: absolute-form requests (plain http) and CONNECT tunnels (https).
 # Any host under "proxied.invalid" means 127.0.0.1, so a request to such a
 # name succeeds only when it went through this proxy: no resolver knows
-# it.  Writes its port to DIR/proxy_port once listening.
-import http.client, os, select, socket, sys, threading
+# it.  Asked directly for /reset, it sends a head and part of a body,
+# then resets the connection.  Writes its port to DIR/proxy_port once
+# listening.
+import http.client, os, select, socket, struct, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -39,7 +41,20 @@ class Proxy(BaseHTTPRequestHandler):
             up.close()
             self.close_connection = True
 
+    def reset(self):
+        # origin-form GET /reset: a head, part of the body, then a reset
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
+                         b"\r\n" + b"x" * 1000)
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+        # closed here, without the server's shutdown (a FIN) first
+        os.close(self.connection.detach())
+        self.close_connection = True
+
     def forward(self):
+        if self.path == "/reset":
+            return self.reset()
         u = urlsplit(self.path)
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None

@@ -16,6 +16,12 @@ end
 
 local http = aio.http
 
+-- spec/http_client_proxy.py (started by the fixture): a forward proxy that
+-- takes any host under proxied.invalid for 127.0.0.1, so a request to such
+-- a name succeeds only through it.
+local PROXY = "http://127.0.0.1:" ..
+              assert(io.open(dir .. "/proxy_port")):read("a")
+
 describe("aio.http requests", function()
   it("GET returns status, headers, body, url and ok", function()
     run(function()
@@ -229,6 +235,34 @@ describe("aio.http failures", function()
     end)
   end)
 
+  it("timeout.connect covers connecting and the TLS handshake only", function()
+    run(function()
+      -- accepts, then never answers the ClientHello
+      local mute = aio.event()
+      local srv <close> = aio.start_server(function(c)
+        mute:wait()
+        c:close()
+      end, "127.0.0.1", 0)
+      local r, msg, code = http.get("https://127.0.0.1:" .. srv.port .. "/",
+                                    {timeout = {connect = 0.3}})
+      assert.is_nil(r)
+      assert.equal("ETIMEDOUT", code, msg)
+      mute:set()
+      -- once connected, a slow answer is not a connect timeout
+      r = assert(http.get(url("/slow?delay=0.5"), {timeout = {connect = 0.2}}))
+      assert.equal(200, r.status)
+    end)
+  end)
+
+  it("a connection reset by the peer is ECONNRESET", function()
+    run(function()
+      -- the proxy's /reset: a head, part of the body, then a reset
+      local r, msg, code = http.get(PROXY .. "/reset")
+      assert.is_nil(r)
+      assert.equal("ECONNRESET", code, msg)
+    end)
+  end)
+
   it("a broken response is EPROTO", function()
     run(function()
       local r, msg, code = http.get(url("/garbage"))
@@ -301,11 +335,6 @@ describe("aio.http TLS", function()
   end)
 end)
 
--- spec/http_client_proxy.py (started by the fixture): a forward proxy that
--- takes any host under proxied.invalid for 127.0.0.1, so a request to such
--- a name succeeds only through it.
-local PROXY = "http://127.0.0.1:" ..
-              assert(io.open(dir .. "/proxy_port")):read("a")
 local function proxied(name, port, scheme)
   return (scheme or "http") .. "://" .. name .. ".proxied.invalid:" ..
          (port or ports.http)
