@@ -445,6 +445,33 @@ describe("aio.http sessions", function()
     end)
   end)
 
+  it("a session has every verb; the module functions share one session", function()
+    run(function()
+      local s <close> = http.client{base_url = BASE}
+      for _, m in ipairs {"get", "post", "put", "patch", "delete"} do
+        local e = assert(s[m](s, "/echo", {body = m ~= "get" and m or nil}))
+        e = e:json()
+        assert.equal(m:upper(), e.method)
+        if m ~= "get" then assert.equal(m, e.body) end
+      end
+      assert.equal("", assert(s:head("/bytes?n=3")).body)
+      -- a method the test server does not know: it answers 501
+      local r = assert(s:request{method = "options", url = "/echo"})
+      assert.equal(501, r.status)
+      assert.is_false(r.ok)
+      assert.has_error(function() s.get({}, "/echo") end)
+      assert.has_error(function() s:get(nil) end)
+      -- module-level requests: one default session, its connection reused
+      local key = ("default-%d-%d"):format(aio.getpid(), math.random(1 << 30))
+      for _ = 1, 3 do
+        assert(http.get(url("/echo"), {headers = {["X-Key"] = key}}))
+      end
+      local n = tonumber(assert(http.get(url("/conns"),
+                                         {query = {key = key}})).body)
+      assert.equal(1, n)
+    end)
+  end)
+
   it("limit bounds the session's open connections", function()
     run(function()
       local key = ("limit-%d-%d"):format(aio.getpid(), math.random(1 << 30))
