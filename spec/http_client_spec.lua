@@ -472,6 +472,29 @@ describe("aio.http sessions", function()
     end)
   end)
 
+  it("a pooled connection the server closed is replaced", function()
+    run(function()
+      local closed = aio.event()
+      local answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+      local srv <close> = aio.start_server(function(c)
+        repeat local l = c:read_line() until l == nil or l:gsub("\r$", "") == ""
+        c:write(answer)
+        c:close() -- after one answer, though it said keep-alive
+        closed:set()
+      end, "127.0.0.1", 0)
+      local s <close> = http.client()
+      local u = "http://127.0.0.1:" .. srv.port .. "/"
+      for _ = 1, 3 do
+        local r = assert(s:get(u))
+        assert.equal("ok", r.body)
+        assert.equal(1, r.new_connections)
+        closed:wait()
+        closed:clear()
+        aio.sleep(0.05) -- the end of file reaches the idle connection's poll
+      end
+    end)
+  end)
+
   it("limit bounds the session's open connections", function()
     run(function()
       local key = ("limit-%d-%d"):format(aio.getpid(), math.random(1 << 30))
