@@ -11,7 +11,10 @@
 ** multi at once.  With `stream`, the body is handed over one chunk at a
 ** time: while a chunk waits to be read, the write callback pauses the
 ** transfer.  An upload from a Lua iterator pauses the read callback until
-** the task feeds the next chunk.
+** the task feeds the next chunk.  A plain request is m:fetch: start, wait
+** and the response table (head parsed here) in one call.  The sockets of
+** curl's connections are opened and closed through us, so a pooled
+** connection keeps its uv_poll from one request to the next.
 */
 
 #include <errno.h>
