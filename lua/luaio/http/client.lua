@@ -260,9 +260,11 @@ end
 
 -- The session's request: the whole policy.  method and url, when given
 -- (session:get(url, opts) ...), win over opts'.
+local NOOPTS = {} -- read only
+
 local function request(s, opts, method, url)
   if opts == nil then
-    opts = {}
+    opts = NOOPTS
   elseif type(opts) ~= "table" then
     error("request: options table expected", 3)
   else
