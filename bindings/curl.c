@@ -11,7 +11,10 @@
 ** multi at once.  With `stream`, the body is handed over one chunk at a
 ** time: while a chunk waits to be read, the write callback pauses the
 ** transfer.  An upload from a Lua iterator pauses the read callback until
-** the task feeds the next chunk.
+** the task feeds the next chunk.  A plain request is m:fetch: start, wait
+** and the response table (head parsed here) in one call.  The sockets of
+** curl's connections are opened and closed through us, so a pooled
+** connection keeps its uv_poll from one request to the next.
 */
 
 #include <errno.h>
@@ -19,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -64,11 +69,20 @@ static void buf_free(buf *b) {
 
 struct xfer;
 
+/* One of curl's sockets.  A socket curl opened through on_opensocket
+   (owned) keeps its poll from one transfer to the next while its
+   connection waits in curl's pool: curl says CURL_POLL_REMOVE when a
+   transfer ends and asks again when the next one reuses the connection,
+   and on_closesocket tells when the socket really goes.  The interest
+   libuv watches changes only when curl asks for a different one: each
+   uv_poll_start costs an epoll_ctl DEL and ADD. */
 typedef struct sockpoll {
   uv_poll_t poll;
   curl_socket_t fd;
   struct multi *m;
-  struct sockpoll *prev, *next;
+  struct sockpoll *prev, *next; /* m->polls, once the poll is initialised */
+  int events;                   /* what the poll watches (UV_READABLE...) */
+  unsigned char owned, inited, idle;
 } sockpoll;
 
 typedef struct multi {
@@ -78,6 +92,8 @@ typedef struct multi {
   uv_timer_t timer;
   struct xfer *xfers; /* every transfer with an easy handle */
   sockpoll *polls;
+  sockpoll **fds; /* by socket number, for the sockets curl opened */
+  int nfds;
   int nactive; /* transfers in the multi */
   unsigned char closing, timer_closed, collected;
 } multi;
@@ -106,7 +122,7 @@ static void wake(xfer *x) {
 }
 
 /* The loop stays alive for a multi's handles only while it has
-   transfers. */
+   transfers: called when nactive turns from 0 to 1 or back. */
 static void update_refs(multi *m) {
   sockpoll *p;
   if (m->closing) return;
@@ -128,8 +144,7 @@ static void detach(xfer *x) {
   if (!x->active) return;
   x->active = 0;
   curl_multi_remove_handle(m->cm, x->easy);
-  m->nactive--;
-  update_refs(m);
+  if (--m->nactive == 0) update_refs(m);
 }
 
 /* Finished transfers: detached, and their tasks woken. */
@@ -152,7 +167,13 @@ static void check_info(multi *m) {
 
 static void on_poll_closed(uv_handle_t *handle) { free(handle->data); }
 
+/* Forget p: its poll closed (now, before its socket is), p freed. */
 static void close_poll(multi *m, sockpoll *p) {
+  if (p->fd >= 0 && p->fd < m->nfds && m->fds[p->fd] == p) m->fds[p->fd] = NULL;
+  if (!p->inited) {
+    free(p);
+    return;
+  }
   if (p->prev)
     p->prev->next = p->next;
   else
@@ -165,14 +186,63 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   sockpoll *p = handle->data;
   multi *m = p->m;
   int flags = 0, running;
-  if (status < 0)
-    flags = CURL_CSELECT_ERR;
-  else {
+  if (p->idle) { /* a pooled connection stirs: curl looks when reusing it */
+    uv_poll_stop(&p->poll);
+    p->events = 0;
+    return;
+  }
+  if (status < 0) {
+    /* libuv stopped the poll (POLLERR): curl does the I/O it was waiting
+       for and meets the socket's own error (ECONNRESET...) */
+    flags = (p->events & UV_READABLE ? CURL_CSELECT_IN : 0) |
+            (p->events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
+    if (flags == 0) flags = CURL_CSELECT_ERR;
+    p->events = 0;
+  } else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   }
   curl_multi_socket_action(m->cm, p->fd, flags, &running);
   check_info(m);
+}
+
+/* The sockets of curl's connections: made here so that their close is
+   known (on_closesocket), which lets a poll outlive CURL_POLL_REMOVE. */
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose,
+                                   struct curl_sockaddr *a) {
+  multi *m = ud;
+  sockpoll *p;
+  curl_socket_t s;
+  (void)purpose;
+  if (m->closing) return CURL_SOCKET_BAD;
+  s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  if (s < 0) return CURL_SOCKET_BAD;
+  if (s >= m->nfds) {
+    int n = m->nfds ? m->nfds : 64;
+    sockpoll **fds;
+    while (n <= s)
+      n *= 2;
+    if ((fds = realloc(m->fds, n * sizeof *fds)) == NULL) goto fail;
+    memset(fds + m->nfds, 0, (n - m->nfds) * sizeof *fds);
+    m->fds = fds;
+    m->nfds = n;
+  }
+  if (m->fds[s] != NULL) close_poll(m, m->fds[s]); /* cannot happen */
+  if ((p = calloc(1, sizeof *p)) == NULL) goto fail;
+  p->fd = s;
+  p->m = m;
+  p->owned = 1;
+  m->fds[s] = p;
+  return s;
+fail:
+  close(s);
+  return CURL_SOCKET_BAD;
+}
+
+static int on_closesocket(void *ud, curl_socket_t s) {
+  multi *m = ud;
+  if (s >= 0 && s < m->nfds && m->fds[s] != NULL) close_poll(m, m->fds[s]);
+  return close(s);
 }
 
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
@@ -181,31 +251,41 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp,
   sockpoll *p = socketp;
   int events = 0;
   (void)e;
+  if (p == NULL && s >= 0 && s < m->nfds) p = m->fds[s];
   if (what == CURL_POLL_REMOVE) {
-    if (p != NULL) {
-      curl_multi_assign(m->cm, s, NULL);
+    if (p == NULL) return 0;
+    curl_multi_assign(m->cm, s, NULL);
+    if (p->owned)
+      p->idle = 1; /* keeps watching until curl reuses or closes it */
+    else
       close_poll(m, p);
-    }
     return 0;
   }
-  if (p == NULL) {
+  if (p == NULL) { /* a socket curl did not open through us (a resolver's) */
     if (m->closing || (p = calloc(1, sizeof *p)) == NULL) return -1;
-    if (uv_poll_init_socket(m->h->loop, &p->poll, s) < 0) {
-      free(p);
-      return -1;
-    }
-    p->poll.data = p;
     p->fd = s;
     p->m = m;
+  }
+  if (!p->inited) {
+    if (m->closing || uv_poll_init_socket(m->h->loop, &p->poll, s) < 0) {
+      if (!p->owned) free(p);
+      return -1;
+    }
+    p->inited = 1;
+    p->poll.data = p;
     p->next = m->polls;
     if (m->polls) m->polls->prev = p;
     m->polls = p;
-    curl_multi_assign(m->cm, s, p);
     if (m->nactive == 0) uv_unref((uv_handle_t *)&p->poll);
   }
+  if (socketp == NULL) curl_multi_assign(m->cm, s, p);
+  p->idle = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&p->poll, events, on_poll);
+  if (events != p->events) {
+    p->events = events;
+    uv_poll_start(&p->poll, events, on_poll);
+  }
   return 0;
 }
 
@@ -389,25 +469,32 @@ static const char *event(xfer *x) {
 static int do_wait(lua_State *L, xfer *x);
 static int do_read(lua_State *L, xfer *x);
 
+static int do_fetch(lua_State *L, xfer *x);
+
+enum { K_WAIT, K_READ, K_FETCH };
+
 static int k_xfer(lua_State *L, int status, lua_KContext ctx) {
   xfer *x;
   (void)status;
   luaio__resumed(L, luaio__host(L)->current);
   x = lua_touserdata(L, 1);
   if (x->closed) return luaL_error(L, "the HTTP session was closed");
-  return ctx ? do_read(L, x) : do_wait(L, x);
+  return ctx == K_READ   ? do_read(L, x)
+         : ctx == K_WAIT ? do_wait(L, x)
+                         : do_fetch(L, x);
 }
 
-static int suspend(lua_State *L, xfer *x, int reading) {
+/* Wait on x (at index 1; what lies above it up to keep stays). */
+static int suspend(lua_State *L, xfer *x, int keep, lua_KContext ctx) {
   task *t = luaio__enter_wait(L, luaio__host(L));
-  lua_settop(L, 1);
+  lua_settop(L, keep);
   x->waiter = t;
-  return luaio__wait(L, t, &xfer_ops, x, reading, k_xfer);
+  return luaio__wait(L, t, &xfer_ops, x, ctx, k_xfer);
 }
 
 static int do_wait(lua_State *L, xfer *x) {
   const char *ev = event(x);
-  if (ev == NULL) return suspend(L, x, 0);
+  if (ev == NULL) return suspend(L, x, 1, K_WAIT);
   lua_pushstring(L, ev);
   return 1;
 }
@@ -439,7 +526,7 @@ static int do_read(lua_State *L, xfer *x) {
     lua_pushliteral(L, "body");
     return 2;
   }
-  return suspend(L, x, 1);
+  return suspend(L, x, 1, K_READ);
 }
 
 /* x:wait() -> "head" | "done" | "body" (the upload wants a chunk) */
@@ -473,47 +560,116 @@ static int xfer_feed(lua_State *L) {
   return 0;
 }
 
-/* x:info() -> status, head, url, redirect_url|nil, http_version,
-   new_connections */
-static int xfer_info(lua_State *L) {
-  xfer *x = checkxfer(L, 1);
+/* The head's fields into the table on top: headers (names lower-cased,
+   repeated fields joined with ", ") and reason. */
+static void push_head(lua_State *L, xfer *x) {
+  char *p = x->head.p, *end = p + x->head.n, name[256];
+  int first = 1, t;
+  lua_createtable(L, 0, 8);
+  t = lua_gettop(L);
+  while (p != NULL && p < end) {
+    char *eol = memchr(p, '\n', end - p), *line = p, *colon, *v, *ve;
+    size_t nlen, i;
+    if (eol == NULL) eol = end;
+    p = eol + 1;
+    ve = eol;
+    if (ve > line && ve[-1] == '\r') ve--;
+    if (first) { /* HTTP/1.1 200 reason */
+      char *sp = memchr(line, ' ', ve - line);
+      first = 0;
+      if (sp != NULL && (sp = memchr(sp + 1, ' ', ve - sp - 1)) != NULL)
+        lua_pushlstring(L, sp + 1, ve - sp - 1);
+      else
+        lua_pushliteral(L, "");
+      lua_setfield(L, t - 1, "reason");
+      continue;
+    }
+    colon = memchr(line, ':', ve - line);
+    nlen = colon ? (size_t)(colon - line) : 0;
+    if (nlen == 0 || nlen >= sizeof name) continue;
+    for (i = 0; i < nlen; i++) {
+      unsigned char c = (unsigned char)line[i];
+      if (c <= ' ') break;
+      name[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    if (i < nlen) continue; /* a folded line or a bad name */
+    for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
+      ;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+      ve--;
+    lua_pushlstring(L, name, nlen);
+    if (lua_rawget(L, t) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, ve - v);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, ve - v);
+    }
+    lua_pushlstring(L, name, nlen);
+    lua_insert(L, -2);
+    lua_rawset(L, t);
+  }
+  lua_setfield(L, t - 1, "headers");
+}
+
+/* The response table for x (done, or streaming at its head) with metatable
+   at index mt: status, reason, headers, url, ok, http_version,
+   new_connections, _redirect, and body unless streaming; or
+   nil, msg, code if x failed. */
+static int push_response(lua_State *L, xfer *x, int mt) {
   long status = 0, version = 0, connects = 0;
   char *url = NULL, *redirect = NULL;
+  if (x->done && x->result != CURLE_OK) return push_failure(L, x);
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
   curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &redirect);
   curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+  lua_createtable(L, 0, 10);
   lua_pushinteger(L, status);
-  lua_pushlstring(L, x->head.p ? x->head.p : "", x->head.n);
+  lua_setfield(L, -2, "status");
+  lua_pushboolean(L, status < 400);
+  lua_setfield(L, -2, "ok");
   lua_pushstring(L, url);
-  if (redirect)
+  lua_setfield(L, -2, "url");
+  if (redirect) {
     lua_pushstring(L, redirect);
-  else
-    lua_pushnil(L);
+    lua_setfield(L, -2, "_redirect");
+  }
   lua_pushstring(L, version == CURL_HTTP_VERSION_2_0   ? "2"
                     : version == CURL_HTTP_VERSION_1_0 ? "1.0"
                                                        : "1.1");
+  lua_setfield(L, -2, "http_version");
   lua_pushinteger(L, connects);
-  return 6;
-}
-
-/* x:result() -> body | nil, msg, code (once done) */
-static int xfer_result(lua_State *L) {
-  xfer *x = checkxfer(L, 1);
-  if (!x->done) return luaL_error(L, "the transfer is not finished");
-  if (x->result != CURLE_OK) return push_failure(L, x);
-  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+  lua_setfield(L, -2, "new_connections");
+  push_head(L, x);
+  if (!x->stream) {
+    lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.n);
+    lua_setfield(L, -2, "body");
+  }
+  lua_pushvalue(L, mt);
+  lua_setmetatable(L, -2);
   return 1;
 }
 
-/* x:error() -> nothing | msg, code (once done) */
-static int xfer_error(lua_State *L) {
+/* m:fetch's end: x at 1, the metatable at 2. */
+static int do_fetch(lua_State *L, xfer *x) {
+  int n;
+  if (!x->done) return suspend(L, x, 2, K_FETCH);
+  n = push_response(L, x, 2);
+  release(x); /* the easy handle goes at once, not at x's collection */
+  return n;
+}
+
+/* x:response(mt) -> the response | nil, msg, code (done, or streaming at
+   its head) */
+static int xfer_response(lua_State *L) {
   xfer *x = checkxfer(L, 1);
-  if (!x->done || x->result == CURLE_OK) return 0;
-  push_failure(L, x);
-  lua_remove(L, -3);
-  return 2;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!x->done && !(x->stream && x->head_done))
+    return luaL_error(L, "the transfer has no response yet");
+  return push_response(L, x, 2);
 }
 
 /* x:close(), __close, __gc: abandons the transfer; again is harmless */
@@ -550,15 +706,21 @@ static void on_timer_closed(uv_handle_t *handle) {
 
 /* Release every transfer, clean up the CURLM, close every handle. */
 static void shutdown_multi(multi *m) {
+  int i;
   if (m->closing) return;
   while (m->xfers != NULL)
     release(m->xfers);
   m->closing = 1;
   luaio__res_remove(m->h, &m->res);
-  curl_multi_cleanup(m->cm); /* may still report sockets removed */
+  curl_multi_cleanup(m->cm); /* closes its sockets: on_closesocket */
   m->cm = NULL;
   while (m->polls != NULL)
     close_poll(m, m->polls);
+  for (i = 0; i < m->nfds; i++)
+    if (m->fds[i] != NULL) close_poll(m, m->fds[i]);
+  free(m->fds);
+  m->fds = NULL;
+  m->nfds = 0;
   uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
@@ -660,6 +822,10 @@ static int multi_start(lua_State *L) {
   OPT(x, CURLOPT_HEADERDATA, x);
   OPT(x, CURLOPT_WRITEFUNCTION, on_write);
   OPT(x, CURLOPT_WRITEDATA, x);
+  OPT(x, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+  OPT(x, CURLOPT_OPENSOCKETDATA, m);
+  OPT(x, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+  OPT(x, CURLOPT_CLOSESOCKETDATA, m);
   if (strcmp(method, "GET") == 0 && body == NULL && !upload)
     OPT(x, CURLOPT_HTTPGET, 1L);
   else if (strcmp(method, "HEAD") == 0)
@@ -710,9 +876,27 @@ static int multi_start(lua_State *L) {
   if ((mc = curl_multi_add_handle(m->cm, x->easy)) != CURLM_OK)
     return luaL_error(L, "curl: %s", curl_multi_strerror(mc));
   x->active = 1;
-  m->nactive++;
-  update_refs(m);
+  if (++m->nactive == 1) update_refs(m);
   return 1;
+}
+
+/* m:fetch(opts, mt) -> response | nil, msg, code: m:start(opts) (no
+   stream, no upload), its wait and x:response(mt) in one call */
+static int multi_fetch(lua_State *L) {
+  xfer *x;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (optbool(L, 2, "stream", 0) || optbool(L, 2, "upload", 0))
+    return luaL_error(L, "fetch: not for a stream or an upload");
+  lua_pushcfunction(L, multi_start);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 1);
+  x = lua_touserdata(L, 4);
+  lua_replace(L, 1); /* x, opts, mt */
+  lua_remove(L, 2);  /* x, mt */
+  return do_fetch(L, x);
 }
 
 /* m:close(), __close: releases every transfer and connection */
@@ -769,6 +953,10 @@ static int curl_multi(lua_State *L) {
   curl_multi_setopt(m->cm, CURLMOPT_TIMERFUNCTION, on_timerfunc);
   curl_multi_setopt(m->cm, CURLMOPT_TIMERDATA, m);
   curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)limit);
+  /* The pool keeps up to limit connections: by default its size is four
+     times the transfers in the multi, which drops between a finished
+     transfer and the task's next one, and closes pooled connections. */
+  curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)(limit ? limit : 100));
   curl_multi_setopt(m->cm, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   return 1;
 }
@@ -779,21 +967,20 @@ static int curl_version_fn(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg multi_methods[] = {
-    {"start", multi_start},   {"close", multi_close}, {"closed", multi_closed},
-    {"__close", multi_close}, {"__gc", multi_gc},     {NULL, NULL}};
+static const luaL_Reg multi_methods[] = {{"start", multi_start},
+                                         {"fetch", multi_fetch},
+                                         {"close", multi_close},
+                                         {"closed", multi_closed},
+                                         {"__close", multi_close},
+                                         {"__gc", multi_gc},
+                                         {NULL, NULL}};
 
-static const luaL_Reg xfer_methods[] = {{"wait", xfer_wait},
-                                        {"read", xfer_read},
-                                        {"feed", xfer_feed},
-                                        {"info", xfer_info},
-                                        {"result", xfer_result},
-                                        {"error", xfer_error},
-                                        {"close", xfer_close},
-                                        {"__close", xfer_close},
-                                        {"__gc", xfer_close},
-                                        {"__tostring", xfer_tostring},
-                                        {NULL, NULL}};
+static const luaL_Reg xfer_methods[] = {
+    {"wait", xfer_wait},   {"read", xfer_read},
+    {"feed", xfer_feed},   {"response", xfer_response},
+    {"close", xfer_close}, {"__close", xfer_close},
+    {"__gc", xfer_close},  {"__tostring", xfer_tostring},
+    {NULL, NULL}};
 
 int luaopen_luaio__curl(lua_State *L) {
   luaio *h = luaio__open_host(L);

@@ -16,6 +16,12 @@ end
 
 local http = aio.http
 
+-- spec/http_client_proxy.py (started by the fixture): a forward proxy that
+-- takes any host under proxied.invalid for 127.0.0.1, so a request to such
+-- a name succeeds only through it.
+local PROXY = "http://127.0.0.1:" ..
+              assert(io.open(dir .. "/proxy_port")):read("a")
+
 describe("aio.http requests", function()
   it("GET returns status, headers, body, url and ok", function()
     run(function()
@@ -229,6 +235,34 @@ describe("aio.http failures", function()
     end)
   end)
 
+  it("timeout.connect covers connecting and the TLS handshake only", function()
+    run(function()
+      -- accepts, then never answers the ClientHello
+      local mute = aio.event()
+      local srv <close> = aio.start_server(function(c)
+        mute:wait()
+        c:close()
+      end, "127.0.0.1", 0)
+      local r, msg, code = http.get("https://127.0.0.1:" .. srv.port .. "/",
+                                    {timeout = {connect = 0.3}})
+      assert.is_nil(r)
+      assert.equal("ETIMEDOUT", code, msg)
+      mute:set()
+      -- once connected, a slow answer is not a connect timeout
+      r = assert(http.get(url("/slow?delay=0.5"), {timeout = {connect = 0.2}}))
+      assert.equal(200, r.status)
+    end)
+  end)
+
+  it("a connection reset by the peer is ECONNRESET", function()
+    run(function()
+      -- the proxy's /reset: a head, part of the body, then a reset
+      local r, msg, code = http.get(PROXY .. "/reset")
+      assert.is_nil(r)
+      assert.equal("ECONNRESET", code, msg)
+    end)
+  end)
+
   it("a broken response is EPROTO", function()
     run(function()
       local r, msg, code = http.get(url("/garbage"))
@@ -301,7 +335,58 @@ describe("aio.http TLS", function()
   end)
 end)
 
+local function proxied(name, port, scheme)
+  return (scheme or "http") .. "://" .. name .. ".proxied.invalid:" ..
+         (port or ports.http)
+end
+
 describe("aio.http proxies", function()
+  it("proxy: plain requests are forwarded, https goes through CONNECT", function()
+    run(function()
+      local r, _, code = http.get(proxied("a") .. "/echo")
+      assert.is_nil(r) -- no proxy: the name does not resolve
+      assert.equal("EAI_NONAME", code)
+      r = assert(http.get(proxied("a") .. "/echo?x=1", {proxy = PROXY}))
+      assert.equal(200, r.status)
+      assert.equal("1.1 luaio-test-proxy", r.headers.via)
+      assert.equal("x=1", r:json().query)
+      -- https: a tunnel, TLS end to end (the proxy adds no header)
+      r = assert(http.get(proxied("b", ports.good, "https") .. "/echo",
+                          {proxy = PROXY, verify = false}))
+      assert.equal(200, r.status)
+      assert.is_nil(r.headers.via)
+      local s <close> = http.client{proxy = PROXY}
+      r = assert(s:get(proxied("c") .. "/echo"))
+      assert.equal("1.1 luaio-test-proxy", r.headers.via)
+      -- a request's own proxy wins over the session's
+      r, _, code = s:get(proxied("c") .. "/echo",
+                         {proxy = "http://127.0.0.1:9"})
+      assert.is_nil(r)
+      assert.equal("ECONNREFUSED", code)
+    end)
+  end)
+
+  it("trust_env takes http_proxy, https_proxy, no_proxy; only then", function()
+    local LUAIO = assert(os.getenv("LUAIO"), "the test runner sets LUAIO")
+    local interp = rawget(_G, "aio") and LUAIO or "lua5.4"
+    local function child(mode)
+      local cmd = ("env http_proxy=%s https_proxy=%s no_proxy=%s " ..
+                   "%s spec/http_client_env.lua %s %s %s %s 2>&1"):format(
+        PROXY, PROXY, "skip.proxied.invalid", interp, mode,
+        proxied("a") .. "/echo", proxied("b", ports.good, "https") .. "/echo",
+        proxied("skip") .. "/echo")
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      assert.is_true(p:close(), out)
+      return out
+    end
+    local through = "ok 200 1.1 luaio-test-proxy\nok 200 -\nerr EAI_NONAME\n"
+    assert.equal(through, child("request"))
+    assert.equal(through, child("session"))
+    assert.equal("err EAI_NONAME\nerr EAI_NONAME\nerr EAI_NONAME\n",
+                 child("off"))
+  end)
+
   it("sends the request through proxy (the test server forwards)", function()
     run(function()
       local e = assert(http.get("http://example.invalid/echo?x=1",
@@ -360,6 +445,75 @@ describe("aio.http sessions", function()
     end)
   end)
 
+  it("a session has every verb; the module functions share one session", function()
+    run(function()
+      local s <close> = http.client{base_url = BASE}
+      for _, m in ipairs {"get", "post", "put", "patch", "delete"} do
+        local e = assert(s[m](s, "/echo", {body = m ~= "get" and m or nil}))
+        e = e:json()
+        assert.equal(m:upper(), e.method)
+        if m ~= "get" then assert.equal(m, e.body) end
+      end
+      assert.equal("", assert(s:head("/bytes?n=3")).body)
+      -- a method the test server does not know: it answers 501
+      local r = assert(s:request{method = "options", url = "/echo"})
+      assert.equal(501, r.status)
+      assert.is_false(r.ok)
+      assert.has_error(function() s.get({}, "/echo") end)
+      assert.has_error(function() s:get(nil) end)
+      -- module-level requests: one default session, its connection reused
+      local key = ("default-%d-%d"):format(aio.getpid(), math.random(1 << 30))
+      for _ = 1, 3 do
+        assert(http.get(url("/echo"), {headers = {["X-Key"] = key}}))
+      end
+      local n = tonumber(assert(http.get(url("/conns"),
+                                         {query = {key = key}})).body)
+      assert.equal(1, n)
+    end)
+  end)
+
+  it("a pooled connection the server closed is replaced", function()
+    run(function()
+      local closed = aio.event()
+      local answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+      local srv <close> = aio.start_server(function(c)
+        repeat local l = c:read_line() until l == nil or l:gsub("\r$", "") == ""
+        c:write(answer)
+        c:close() -- after one answer, though it said keep-alive
+        closed:set()
+      end, "127.0.0.1", 0)
+      local s <close> = http.client()
+      local u = "http://127.0.0.1:" .. srv.port .. "/"
+      for _ = 1, 3 do
+        local r = assert(s:get(u))
+        assert.equal("ok", r.body)
+        assert.equal(1, r.new_connections)
+        closed:wait()
+        closed:clear()
+        aio.sleep(0.05) -- the end of file reaches the idle connection's poll
+      end
+    end)
+  end)
+
+  it("limit bounds the session's open connections", function()
+    run(function()
+      local key = ("limit-%d-%d"):format(aio.getpid(), math.random(1 << 30))
+      local s <close> = http.client{base_url = BASE, limit = 2,
+                                    headers = {["X-Key"] = key}}
+      local jobs = {}
+      for i = 1, 8 do
+        jobs[i] = function() return assert(s:get("/slow?delay=0.05")).status end
+      end
+      local got = aio.gather(jobs)
+      for i = 1, 8 do assert.equal(200, got[i]) end
+      local n = tonumber(assert(http.get(url("/conns"),
+                                         {query = {key = key}})).body)
+      assert.equal(2, n) -- eight requests at once, two connections
+      assert.has_error(function() http.client{limit = 0} end)
+      assert.has_error(function() http.client{limit = 1.5} end)
+    end)
+  end)
+
   it("a session's timeout is a default; the request's wins", function()
     run(function()
       local s <close> = http.client{base_url = BASE, timeout = 0.2}
@@ -376,6 +530,40 @@ describe("aio.http sessions", function()
       s:close()
       assert.has_error(function() s:get(url("/echo")) end,
                        "attempt to use a closed HTTP session")
+    end)
+  end)
+end)
+
+describe("aio.http HTTP/2", function()
+  -- nginx (started by the fixture when installed) over TLS with the test
+  -- CA; its answer names the protocol and the connection's serial number.
+  local f = io.open(dir .. "/h2/port")
+  local h2 = f and "https://localhost:" .. f:read("l") .. "/"
+
+  it("negotiates h2 and multiplexes a session's requests on one connection", function()
+    if not h2 then
+      pending("nginx is not installed")
+      return
+    end
+    run(function()
+      local s <close> = http.client{cafile = CA}
+      local first = assert(s:get(h2))
+      assert.equal(200, first.status)
+      assert.equal("2", first.http_version)
+      assert.equal(1, first.new_connections)
+      local conn = assert(first.body:match("^HTTP/2.0 connection (%d+)\n$"),
+                          first.body)
+      local jobs = {}
+      for i = 1, 10 do jobs[i] = function() return assert(s:get(h2)) end end
+      local rs = aio.gather(jobs) -- ten at once: one connection carries them
+      assert.equal(10, #rs)
+      for _, r in ipairs(rs) do
+        assert.equal("2", r.http_version)
+        assert.equal(0, r.new_connections)
+        assert.equal("HTTP/2.0 connection " .. conn .. "\n", r.body)
+      end
+      -- a plain-http session stays on HTTP/1.1
+      assert.equal("1.1", assert(http.get(url("/echo"))).http_version)
     end)
   end)
 end)

@@ -141,20 +141,6 @@ local function header_lines(defaults, headers)
   return lines, merged
 end
 
-local function parse_head(head)
-  local headers = {}
-  local reason = head:match("^HTTP/[%d.]+ %d+ ?([^\r\n]*)") or ""
-  for line in head:gmatch("[^\r\n]+") do
-    local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
-    if name then
-      name = name:lower()
-      local old = headers[name]
-      headers[name] = old and (old .. ", " .. value) or value
-    end
-  end
-  return headers, reason
-end
-
 -- Responses.
 
 local Response = {}
@@ -238,29 +224,20 @@ local closer = {__close = function(g, err)
   if err ~= nil or not g.keep then g.x:close() end
 end}
 
+-- One transfer: the response, or nil, msg, code.  A plain request is one
+-- call into C (start, wait, response); a stream or an upload is driven
+-- from here.
 local function transfer(m, t, body_fn, stream)
+  if not stream and body_fn == nil then return m:fetch(t, Response) end
   local x = m:start(t)
   local guard <close> = setmetatable({x = x}, closer)
   drive(x, body_fn)
-  local msg, code = x:error()
-  if msg then return nil, msg, code end
-  local status, head, url, redirect, version, connects = x:info()
-  local headers, reason = parse_head(head)
-  local r = setmetatable({
-    status = status, reason = reason, headers = headers, url = url,
-    ok = status < 400, http_version = version, new_connections = connects,
-    _redirect = redirect,
-  }, Response)
+  local r, msg, code = x:response(Response)
+  if r == nil then return nil, msg, code end
   if stream then
-    if ev == "done" then
-      local chunk = x:read() -- a body that arrived whole
-      r._first = chunk
-    end
     guard.keep = true
     r._x = x
     r._body = body_fn
-  else
-    r.body = x:result()
   end
   return r
 end
@@ -275,21 +252,47 @@ local function numopt(v, name)
   return v
 end
 
--- The session's request: the whole policy.
-local function request(s, opts)
-  if type(opts) ~= "table" then error("request: options table expected", 3) end
-  check_keys(opts, request_keys, "request", 3)
-  local method = (opts.method or "GET"):upper()
-  if not method:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
-    error("request: bad method", 3)
+local methods = {}
+for _, m in ipairs {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                    "OPTIONS"} do
+  methods[m], methods[m:lower()] = m, m
+end
+
+-- The session's request: the whole policy.  method and url, when given
+-- (session:get(url, opts) ...), win over opts'.
+local NOOPTS = {} -- read only
+
+local function request(s, opts, method, url)
+  if opts == nil then
+    opts = NOOPTS
+  elseif type(opts) ~= "table" then
+    error("request: options table expected", 3)
+  else
+    check_keys(opts, request_keys, "request", 3)
   end
-  if type(opts.url) ~= "string" then error("request: url expected", 3) end
-  local url = build_url(s.base_url, opts.url, opts.query)
-  local scheme = url:match("^(%a[%w+.-]*)://")
-  scheme = scheme and scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    error("request: an http:// or https:// URL expected, got " ..
-          string.format("%q", url), 3)
+  method = method or opts.method or "GET"
+  if methods[method] then
+    method = methods[method]
+  else
+    if type(method) ~= "string" then error("request: bad method", 3) end
+    method = method:upper()
+    if not method:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
+      error("request: bad method", 3)
+    end
+  end
+  url = url or opts.url
+  if type(url) ~= "string" then error("request: url expected", 3) end
+  if s.base_url ~= nil or opts.query ~= nil then
+    url = build_url(s.base_url, url, opts.query)
+  end
+  if url ~= s._checked_url then
+    local scheme = url:match("^(%a[%w+.-]*)://")
+    scheme = scheme and scheme:lower()
+    if scheme ~= "http" and scheme ~= "https" then
+      error("request: an http:// or https:// URL expected, got " ..
+            string.format("%q", url), 3)
+    end
+    s._checked_url = url -- the next request to it skips the check
   end
   local hdrs = {}
   local body = opts.body
@@ -432,15 +435,14 @@ function Session:request(opts)
 end
 
 local function with_method(method)
+  local name = method:lower()
   return function(self, url, opts)
-    checksession(self, method:lower())
-    local o = {}
-    if opts ~= nil then
-      if type(opts) ~= "table" then error("options table expected", 2) end
-      for k, v in pairs(opts) do o[k] = v end
+    checksession(self, name)
+    if opts ~= nil and type(opts) ~= "table" then
+      error("options table expected", 2)
     end
-    o.method, o.url = method, url
-    return request(self, o)
+    if type(url) ~= "string" then error(name .. ": url expected", 2) end
+    return request(self, opts, method, url)
   end
 end
 
