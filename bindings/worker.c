@@ -367,7 +367,9 @@ static const char dedicated_src[] =
     "return function(...)\n"
     "  finish(table.pack(xpcall(fn, onerr, ...)))\n"
     "  if grace() then stop() end\n"
-    "  if draining then pcall(aio.shield, draining) end\n"
+    "  if draining then\n"
+    "    pcall(aio.shield, function() draining:await() end)\n"
+    "  end\n"
     "end, stop\n";
 
 /* A pool worker: jobs one at a time, each a task of its own. */
