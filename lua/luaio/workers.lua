@@ -27,7 +27,9 @@ function Group:shutdown(grace)
   end
   aio.shield(aio.gather, stops, {return_errors = true})
 end
-Group.__close = Group.shutdown
+-- <close>: a graceful stop with the default grace (the error, if one
+-- closes the scope, is not a grace)
+function Group:__close() self:shutdown() end
 
 -- group:join() -> an array of each worker's results (table.pack); when
 -- one fails or the joining task is cancelled, the others stop gracefully,
