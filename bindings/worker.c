@@ -19,6 +19,15 @@
 ** a C call past the grace is abandoned, and the pool starts a fresh worker
 ** in its place.
 **
+** A graceful stop (w:shutdown, a cancelled join, <close>) sets `stop`
+** and wakes the worker the same way.  On its thread, every server of its
+** host stops accepting (luaio__net_close_servers), a drain task waits
+** within the grace for their handlers, and the main task is cancelled;
+** the main task's end waits, shielded, for the drain task, and the end of
+** the run then cancels what is left.  The signal's hook cancels only the
+** main task then, so a handler spinning in Lua is stopped by the owner's
+** timer (wkill), which cancels the worker a second after the grace.
+**
 ** aio.to_thread sends a job (a shared object, by reference) on the pool's
 ** jobs channel; each pool worker takes jobs one at a time and runs each
 ** as a task of its own.  The caller waits on the job's reply channel.
