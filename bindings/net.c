@@ -13,6 +13,7 @@
 ** connection at hand (EMFILE drops it), and the server keeps listening.
 */
 
+#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -322,6 +323,10 @@ struct server {
   lua_Integer handler_errors; /* handlers that raised (reported at once) */
 };
 
+/* The registry key of the host's live servers: a table with weak keys
+   (the servers' userdata), for luaio__net_close_servers. */
+static const char serverskey = 's';
+
 typedef struct hwatch {
   watch w;
   server *v;
@@ -347,32 +352,87 @@ static void wake_all(waitlist *l) {
     luaio__wake(t, NULL, 0);
 }
 
-/* Stop accepting: close the listening socket and the connections not yet
-   handed to a task. */
-static void server_stop(server *v) {
-  task *t;
-  if (v->closing) return;
-  v->closing = 1;
-  luaio__res_remove(v->h, &v->res);
-  uv_close(&v->u.handle, on_server_closed);
+static void enqueue(server *v, stream *c) {
+  if (v->kind == SK_TCP && v->nodelay) uv_tcp_nodelay(&c->u.tcp, 1);
+  c->limit = v->limit;
+  c->high = v->high;
+  c->next = NULL;
+  if (v->qtail != NULL)
+    v->qtail->next = c;
+  else
+    v->qhead = c;
+  v->qtail = c;
+}
+
+/* Take every connection the kernel has queued on the listening socket
+   (accept4 until EAGAIN), so that closing it resets none of them. */
+static void take_backlog(server *v) {
+  uv_os_fd_t fd;
+  int cfd, err;
+  stream *c;
+  if (uv_fileno(&v->u.handle, &fd) != 0) return;
+  for (;;) {
+    cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0 && errno == EINTR) continue;
+    if (cfd < 0) return;
+    if ((c = luaio__stream_alloc(v->h, v->kind)) == NULL) {
+      close(cfd);
+      return;
+    }
+    if (v->kind == SK_TCP)
+      uv_tcp_init(v->h->loop, &c->u.tcp);
+    else
+      uv_pipe_init(v->h->loop, &c->u.pipe, 0);
+    luaio__stream_attach(c);
+    err = v->kind == SK_TCP ? uv_tcp_open(&c->u.tcp, cfd)
+                            : uv_pipe_open(&c->u.pipe, cfd);
+    if (err < 0) {
+      close(cfd);
+      luaio__stream_abort(c);
+      continue;
+    }
+    enqueue(v, c);
+  }
+}
+
+static void abort_queue(server *v) {
   while (v->qhead != NULL) {
     stream *c = v->qhead;
     v->qhead = c->next;
     luaio__stream_abort(c);
   }
   v->qtail = NULL;
-  /* Connections still in their TLS handshake were not handed to the
-     handler yet either: their tasks are cancelled (closing the stream). */
+}
+
+/* Stop accepting.  Gracefully (server:close(), a worker's shutdown): the
+   connections the kernel queued are taken first, then the listening
+   socket closes, and the acceptor hands every queued connection to a
+   handler before it ends.  Otherwise (the host shuts down, the server is
+   collected) the queued connections are closed. */
+static void server_stop(server *v, int graceful) {
+  task *t;
+  if (v->closing) {
+    if (!graceful) abort_queue(v);
+    return;
+  }
+  v->closing = 1;
+  luaio__res_remove(v->h, &v->res);
+  if (graceful) take_backlog(v);
+  uv_close(&v->u.handle, on_server_closed);
+  if (!graceful) abort_queue(v);
+  /* Connections still in their TLS handshake were not handed to a
+     handler yet: their tasks are cancelled (closing the stream), so a
+     slow client cannot hold a shutdown for the handshake's timeout. */
   while ((t = luaio__list_pop(&v->handshaking)) != NULL)
     if (!v->h->freeing) luaio__task_cancel(t);
   if (v->path != NULL) unlink(v->path);
   wake_all(&v->acceptor);
   wake_all(&v->closed);
-  if (v->nhandlers == 0) wake_all(&v->drained);
+  if (v->nhandlers == 0 && v->qhead == NULL) wake_all(&v->drained);
 }
 
 static void server_res_close(resource *r) {
-  server_stop(container_of(r, server, res));
+  server_stop(container_of(r, server, res), 0);
 }
 
 static server *new_server(luaio *h, int kind) {
@@ -411,15 +471,7 @@ static void on_connection(uv_stream_t *ls, int status) {
     luaio__stream_abort(c);
     return;
   }
-  if (v->kind == SK_TCP && v->nodelay) uv_tcp_nodelay(&c->u.tcp, 1);
-  c->limit = v->limit;
-  c->high = v->high;
-  c->next = NULL;
-  if (v->qtail != NULL)
-    v->qtail->next = c;
-  else
-    v->qhead = c;
-  v->qtail = c;
+  enqueue(v, c);
   if ((t = luaio__list_pop(&v->acceptor)) != NULL) luaio__wake(t, NULL, 0);
 }
 
@@ -428,7 +480,8 @@ static void on_handler_done(watch *w) {
   server *v = hw->v;
   free(hw);
   v->nhandlers--;
-  if (v->nhandlers == 0 && v->closing) wake_all(&v->drained);
+  if (v->nhandlers == 0 && v->closing && v->qhead == NULL)
+    wake_all(&v->drained);
   maybe_free(v);
 }
 
@@ -513,7 +566,7 @@ static int accept_step(lua_State *L) {
   server *v = u->v;
   luaio *h = luaio__host(L);
   task *t;
-  while (v->qhead != NULL && !v->closing) {
+  while (v->qhead != NULL) {
     stream *c = v->qhead;
     if ((v->qhead = c->next) == NULL) v->qtail = NULL;
     lua_pushcfunction(L, run_handler);
@@ -533,7 +586,10 @@ static int accept_step(lua_State *L) {
       }
     }
   }
-  if (v->closing) return 0;
+  if (v->closing) {
+    if (v->nhandlers == 0) wake_all(&v->drained);
+    return 0;
+  }
   t = luaio__enter_wait(L, h);
   luaio__list_push(&v->acceptor, &t->w);
   return luaio__wait(L, t, &accept_ops, v, 0, k_accept);
@@ -605,6 +661,21 @@ static void push_server(lua_State *L, server *v, int hidx) {
   u->v = v;
   v->ud = u;
   luaL_setmetatable(L, "luaio.Server");
+  /* in the host's set of live servers (luaio__net_close_servers) */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &serverskey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &serverskey);
+  }
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   lua_pushvalue(L, hidx);
   lua_setiuservalue(L, -2, 1);
   /* the start_server call, for the handlers' reports */
@@ -654,7 +725,7 @@ static int k_resolved_listen(lua_State *L, int status, lua_KContext ctx) {
                           : ((struct sockaddr_in *)&ss)->sin_port);
       break;
     }
-    server_stop(v);
+    server_stop(v, 0);
     v = NULL;
   }
   if (v != NULL) {
@@ -718,7 +789,7 @@ static int aio_start_unix_server(lua_State *L) {
   err = uv_pipe_bind(&v->u.pipe, path);
   if (err == 0) err = uv_listen(&v->u.stream, backlog, on_connection);
   if (err < 0) {
-    server_stop(v);
+    server_stop(v, 0);
     return luaio__uv_fail(L, err);
   }
   v->path = strdup(path);
@@ -726,10 +797,39 @@ static int aio_start_unix_server(lua_State *L) {
   return 1;
 }
 
-/* server:close(): stops accepting; the connections go on */
+/* server:close(): stops accepting; the connections go on, those queued
+   included */
 static int server_close(lua_State *L) {
   serverud *u = luaL_checkudata(L, 1, "luaio.Server");
-  if (u->v != NULL) server_stop(u->v);
+  if (u->v != NULL) server_stop(u->v, 1);
+  return 0;
+}
+
+void luaio__net_close_servers(lua_State *L) {
+  int n = 0;
+  lua_newtable(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &serverskey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    serverud *u = lua_touserdata(L, -2);
+    lua_pop(L, 1);
+    if (u != NULL && u->v != NULL && !u->v->closing) {
+      server_stop(u->v, 1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -4, ++n);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* server:__close(), and the acceptor's end: the queued connections are
+   closed */
+static int server_abort(lua_State *L) {
+  serverud *u = luaL_checkudata(L, 1, "luaio.Server");
+  if (u->v != NULL) server_stop(u->v, 0);
   return 0;
 }
 
@@ -737,7 +837,7 @@ static int server_gc(lua_State *L) {
   serverud *u = luaL_checkudata(L, 1, "luaio.Server");
   server *v = u->v;
   if (v != NULL) {
-    server_stop(v);
+    server_stop(v, 0);
     v->ud = NULL;
     u->v = NULL;
     maybe_free(v);
@@ -776,7 +876,7 @@ static int k_wait_closed(lua_State *L, int status, lua_KContext ctx);
 static int server_wait_closed(lua_State *L) {
   server *v = checkserver(L);
   task *t;
-  if (v->closing && v->nhandlers == 0) return 0;
+  if (v->closing && v->nhandlers == 0 && v->qhead == NULL) return 0;
   t = luaio__enter_wait(L, v->h);
   luaio__list_push(v->closing ? &v->drained : &v->closed, &t->w);
   return luaio__wait(L, t, &serve_ops, v, 0, k_wait_closed);
@@ -871,7 +971,7 @@ void luaio__net_open(lua_State *L, luaio *h) {
   lua_setfield(L, -2, "methods");
   lua_pushcfunction(L, server_index);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, server_close);
+  lua_pushcfunction(L, server_abort);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, server_gc);
   lua_setfield(L, -2, "__gc");

@@ -19,6 +19,15 @@
 ** a C call past the grace is abandoned, and the pool starts a fresh worker
 ** in its place.
 **
+** A graceful stop (w:shutdown, a cancelled join, <close>) sets `stop`
+** and wakes the worker the same way.  On its thread, every server of its
+** host stops accepting (luaio__net_close_servers), a drain task waits
+** within the grace for their handlers, and the main task is cancelled;
+** the main task's end waits, shielded, for the drain task, and the end of
+** the run then cancels what is left.  The signal's hook cancels only the
+** main task then, so a handler spinning in Lua is stopped by the owner's
+** timer (wkill), which cancels the worker a second after the grace.
+**
 ** aio.to_thread sends a job (a shared object, by reference) on the pool's
 ** jobs channel; each pool worker takes jobs one at a time and runs each
 ** as a task of its own.  The caller waits on the job's reply channel.
@@ -37,6 +46,7 @@
 
 #define CANCEL_SIGNAL SIGURG /* ignored by default: harmless elsewhere */
 #define GRACE_MS 1000        /* how long a cancelled job may stay in C */
+#define STOP_MS 10000        /* a graceful stop's default grace */
 
 enum { W_DEDICATED, W_POOL };
 enum { J_QUEUED, J_RUNNING, J_DONE, J_CANCELLED, J_ABANDONED };
@@ -45,6 +55,7 @@ enum { J_QUEUED, J_RUNNING, J_DONE, J_CANCELLED, J_ABANDONED };
    metatable. */
 static const char idkey = 'i';
 static const char poolkey = 'p';
+static const char stopkey = 's'; /* a dedicated worker's stop function */
 
 typedef struct job job;
 
@@ -61,11 +72,13 @@ typedef struct wshared {
   pthread_t tid;
   unsigned char ctl_open, started, finished, abandoned; /* under mu */
   atomic_int cancel;
-  uv_async_t ctl; /* on the worker's loop */
+  atomic_int stop, stop_ms; /* a graceful stop, and its grace */
+  uv_async_t ctl;           /* on the worker's loop */
   /* the thread's own */
   luaio *h;
   task *main;
-  job *job; /* the pool job it runs */
+  unsigned char stopping; /* the stop function ran */
+  job *job;               /* the pool job it runs */
   msg *outcome;
 } wshared;
 
@@ -143,7 +156,10 @@ static void cancel_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
   if (w == NULL || w->h == NULL || (t = w->h->current) == NULL) return;
-  if ((target = cancel_target(w)) == NULL) return;
+  target = cancel_target(w);
+  /* a graceful stop: the main task is cancelled, the handlers go on */
+  if (target == NULL && atomic_load(&w->stop) && t == w->main) target = t;
+  if (target == NULL) return;
   if (target->state != T_DONE) luaio__task_cancel(target);
   if (t != target) luaio__task_cancel(t); /* what spins is stopped too */
   if ((s = luaio__cancelled_scope(t)) != NULL) {
@@ -193,11 +209,52 @@ static int request_cancel(wshared *w) {
   return live;
 }
 
+/* Ask w to stop gracefully within ms (the first request's grace holds);
+   1 if it had not finished. */
+static int request_stop(wshared *w, int ms) {
+  int live;
+  pthread_mutex_lock(&w->mu);
+  live = !w->finished;
+  if (!atomic_load(&w->stop)) {
+    atomic_store(&w->stop_ms, ms);
+    atomic_store(&w->stop, 1);
+    poke(w);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return live;
+}
+
+/* run_stop(): the worker's stop function, under pcall */
+static int run_stop(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &stopkey);
+  if (lua_isfunction(L, -1)) lua_call(L, 0, 0);
+  return 0;
+}
+
+/* On the worker's thread: a graceful stop.  Every server stops accepting
+   (their queued connections are served), a task waits within the grace
+   for their handlers, and the main task is cancelled: its end waits for
+   that task (dedicated_src). */
+static void begin_stop(wshared *w) {
+  lua_State *L = w->h->L;
+  w->stopping = 1;
+  lua_pushcfunction(L, run_stop);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    luaio__report(w->h, luaio__push_errmsg(L, -1));
+    lua_pop(L, 2);
+  }
+  if (w->main != NULL && w->main->state != T_DONE && w->main != w->h->current)
+    luaio__task_cancel(w->main);
+}
+
 /* On the worker's thread: the control async. */
 static void on_ctl(uv_async_t *a) {
   wshared *w = a->data;
   task *target = cancel_target(w);
-  if (target != NULL && target->state != T_DONE) luaio__task_cancel(target);
+  if (target != NULL && target->state != T_DONE)
+    luaio__task_cancel(target);
+  else if (w->kind == W_DEDICATED && atomic_load(&w->stop) && !w->stopping)
+    begin_stop(w);
 }
 
 /* Wait until w finished, at most until `deadline` (a CLOCK_REALTIME
@@ -293,7 +350,7 @@ static msg *make_outcome(lua_State *L, int r) {
 /* The Lua half of a worker's start: aio.parent, and the main task's
    function, which runs fn under xpcall and hands finish the outcome. */
 static const char dedicated_src[] =
-    "local aio, finish, inch, outch, fn = ...\n"
+    "local aio, finish, inch, outch, fn, close_servers, grace = ...\n"
     "local parent = {}\n"
     "function parent:send(v) return outch:send(v) end\n"
     "function parent:recv() return inch:recv() end\n"
@@ -305,9 +362,24 @@ static const char dedicated_src[] =
     "  end\n"
     "  return {e, debug.traceback(nil, 2)}\n"
     "end\n"
+    "local draining\n"
+    "local function drain(servers, g)\n"
+    "  pcall(aio.wait_for, function()\n"
+    "    for _, s in ipairs(servers) do s:wait_closed() end\n"
+    "  end, g)\n"
+    "end\n"
+    "local function stop()\n"
+    "  if not draining then\n"
+    "    draining = aio.spawn(drain, close_servers(), grace())\n"
+    "  end\n"
+    "end\n"
     "return function(...)\n"
     "  finish(table.pack(xpcall(fn, onerr, ...)))\n"
-    "end\n";
+    "  if grace() then stop() end\n"
+    "  if draining then\n"
+    "    pcall(aio.shield, function() draining:await() end)\n"
+    "  end\n"
+    "end, stop\n";
 
 /* A pool worker: jobs one at a time, each a task of its own. */
 static const char pool_src[] =
@@ -364,6 +436,21 @@ static int worker_finish(lua_State *L) {
   return 0;
 }
 
+/* close_servers() -> the servers of this host that were live, now
+   closed */
+static int close_servers(lua_State *L) {
+  luaio__net_close_servers(L);
+  return 1;
+}
+
+/* grace() -> the grace of a stop in seconds, nil if none was asked */
+static int stop_grace(lua_State *L) {
+  wshared *w = lua_touserdata(L, lua_upvalueindex(1));
+  if (!atomic_load(&w->stop)) return 0;
+  lua_pushnumber(L, atomic_load(&w->stop_ms) / 1000.0);
+  return 1;
+}
+
 static void push_channel_ref(lua_State *L, channel *c) {
   luaio__channel_retain(c);
   luaio__channel_push(L, c);
@@ -397,7 +484,11 @@ static int boot(lua_State *L) {
       if (luaL_loadfile(L, path) != LUA_OK) return lua_error(L);
       lua_remove(L, -2);
     }
-    lua_call(L, 5, 1);
+    lua_pushcfunction(L, close_servers);
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, stop_grace, 1);
+    lua_call(L, 7, 2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &stopkey);
     if (w->args != NULL) {
       m = w->args;
       w->args = NULL;
@@ -442,10 +533,14 @@ static void *thread_main(void *arg) {
     lua_pushcfunction(L, boot);
     lua_pushlightuserdata(L, w);
     if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-      task *t = luaio__totask(L, -1);
-      lua_pop(L, 1);
+      task *t = luaio__totask(L, -1); /* stays on the stack: anchored */
       w->main = t;
-      if (atomic_load(&w->cancel)) luaio__task_cancel(t);
+      if (atomic_load(&w->cancel))
+        luaio__task_cancel(t);
+      else if (w->kind == W_DEDICATED && atomic_load(&w->stop)) {
+        w->stopping = 1; /* asked before it started: nothing to drain */
+        luaio__task_cancel(t);
+      }
       luaio__run_main(h, t);
       w->main = NULL;
       outcome = w->outcome;
@@ -456,8 +551,8 @@ static void *thread_main(void *arg) {
                           "the worker was cancelled before it started");
         lua_pushliteral(L, "");
         outcome = try_encode(L, 3, "error", 0);
-        lua_settop(L, 0);
       }
+      lua_settop(L, 0);
     } else { /* it did not start: the error as the outcome */
       lua_pushboolean(L, 0);
       lua_insert(L, -2);
@@ -661,18 +756,63 @@ static void check_cancelled(lua_State *L, luaio *h) {
 
 /* Worker objects. */
 
+typedef struct wkill wkill;
+
 typedef struct wbox {
   wshared *w; /* NULL once let go */
   resource res;
   luaio *h;
+  wkill *kill;           /* the end of a stop's grace, if one runs */
   unsigned char settled; /* the outcome is user value 1 */
 } wbox;
+
+/* A graceful stop is bounded on the owner's side too: a second after the
+   grace, the worker is cancelled (which stops a handler that spins in
+   Lua, as the worker's own timers cannot). */
+struct wkill {
+  resource res;
+  uv_timer_t timer;
+  wbox *b;
+};
+
+static void on_wkill_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void wkill_close(wkill *k) {
+  luaio__res_remove(k->b->h, &k->res);
+  k->b->kill = NULL;
+  uv_close((uv_handle_t *)&k->timer, on_wkill_closed);
+}
+
+static void wkill_res_close(resource *r) {
+  wkill_close(container_of(r, wkill, res));
+}
+
+static void on_wkill(uv_timer_t *timer) {
+  wkill *k = timer->data;
+  if (k->b->w != NULL) request_cancel(k->b->w);
+  wkill_close(k);
+}
+
+/* Stop b's worker gracefully within ms. */
+static void stop_worker(wbox *b, int ms) {
+  wkill *k;
+  if (b->w == NULL || !request_stop(b->w, ms) || b->kill != NULL) return;
+  if ((k = calloc(1, sizeof *k)) == NULL) return;
+  uv_timer_init(b->h->loop, &k->timer);
+  k->timer.data = k;
+  k->b = b;
+  b->kill = k;
+  k->res.close = wkill_res_close;
+  luaio__res_add(b->h, &k->res);
+  uv_timer_start(&k->timer, on_wkill, (uint64_t)ms + GRACE_MS, 0);
+}
 
 /* Let go of the worker: cancel it; wait for it within the grace if
    `wait` (the host shuts down). */
 static void wbox_drop(wbox *b, int wait) {
   wshared *w = b->w;
   if (w == NULL) return;
+  if (b->kill != NULL) wkill_close(b->kill);
   b->w = NULL;
   luaio__res_remove(b->h, &b->res);
   if (request_cancel(w) && wait) {
@@ -700,6 +840,7 @@ static wbox *checkworker(lua_State *L) {
 
 /* Keep the outcome m (or none) as user value 1. */
 static void settle(lua_State *L, wbox *b, msg *m) {
+  if (b->kill != NULL) wkill_close(b->kill);
   push_outcome(L, m, "the worker could not start");
   lua_setiuservalue(L, 1, 1);
   b->settled = 1;
@@ -767,14 +908,22 @@ static int worker_recv(lua_State *L) {
   return luaio__channel_wait_recv(L, luaio__host(L), b->w->out, NULL, k_wrecv);
 }
 
-/* Cancelling a join cancels the worker and waits for it to end. */
+/* Cancelling a join stops the worker gracefully and waits for it to
+   end; cancelling a shutdown (or a <close>) cancels it. */
 static int join_abandon(task *t, int woken) {
+  wbox *b = lua_touserdata((lua_State *)t->wobj, 1);
+  if (!woken) stop_worker(b, STOP_MS);
+  return 0;
+}
+
+static int close_abandon(task *t, int woken) {
   wbox *b = lua_touserdata((lua_State *)t->wobj, 1);
   if (!woken && b->w != NULL) request_cancel(b->w);
   return 0;
 }
 
 static const waitops join_ops = {"worker join", join_abandon, NULL};
+static const waitops close_ops = {"worker shutdown", close_abandon, NULL};
 
 static int k_join_or_close(lua_State *L, int closing) {
   wbox *b = lua_touserdata(L, 1);
@@ -805,15 +954,18 @@ static int k_close(lua_State *L, int status, lua_KContext ctx) {
   return k_join_or_close(L, 1);
 }
 
-static int join(lua_State *L, int closing) {
+/* Join (closing 0), or stop within ms and wait for the end (closing 1,
+   ms >= 0). */
+static int join(lua_State *L, int closing, int ms) {
   wbox *b = luaL_checkudata(L, 1, "luaio.Worker");
   luaio *h = luaio__host(L);
   lua_settop(L, 1);
   if (!b->settled && (b->w == NULL || !settle_now(L, b))) {
     if (b->w == NULL) return luaL_error(L, "attempt to use a closed worker");
-    if (closing) request_cancel(b->w);
+    if (closing) stop_worker(b, ms);
     if (h->current == NULL && closing) return 0;
-    return luaio__channel_wait_recv(L, h, b->w->done, &join_ops,
+    return luaio__channel_wait_recv(L, h, b->w->done,
+                                    closing ? &close_ops : &join_ops,
                                     closing ? k_close : k_join);
   }
   if (closing) return 0;
@@ -822,10 +974,19 @@ static int join(lua_State *L, int closing) {
 }
 
 /* w:join() -> the worker's results, or raises its WorkerError */
-static int worker_join(lua_State *L) { return join(L, 0); }
+static int worker_join(lua_State *L) { return join(L, 0, 0); }
 
-/* w:__close(): cancels the worker and waits until it has ended */
-static int worker_close(lua_State *L) { return join(L, 1); }
+/* w:__close(): stops the worker gracefully and waits until it has ended */
+static int worker_close(lua_State *L) { return join(L, 1, STOP_MS); }
+
+/* w:shutdown([grace]): stops the worker gracefully, waits until it has
+   ended: its servers stop accepting, their handlers have `grace` seconds
+   (10) to finish, then it is cancelled */
+static int worker_shutdown(lua_State *L) {
+  lua_Number g = luaL_optnumber(L, 2, STOP_MS / 1000.0);
+  luaL_argcheck(L, g >= 0 && g <= 1e6, 2, "grace out of range");
+  return join(L, 1, (int)(g * 1000));
+}
 
 /* w:cancel() -> false if it had already ended */
 static int worker_cancel(lua_State *L) {
@@ -1226,58 +1387,13 @@ static int aio_set_pool(lua_State *L) {
   return 0;
 }
 
-/* The group of workers, in Lua. */
-static const char group_src[] =
-    "local aio, worker = ...\n"
-    "local Group = {}\n"
-    "Group.__index = Group\n"
-    "function Group:broadcast(v)\n"
-    "  for _, w in ipairs(self.workers) do w:send(v) end\n"
-    "end\n"
-    "function Group:cancel()\n"
-    "  for _, w in ipairs(self.workers) do w:cancel() end\n"
-    "end\n"
-    "function Group:join()\n"
-    "  local results = {}\n"
-    "  local ok, err = pcall(function()\n"
-    "    for i, w in ipairs(self.workers) do\n"
-    "      results[i] = table.pack(w:join())\n"
-    "    end\n"
-    "  end)\n"
-    "  if ok then return results end\n"
-    "  self:cancel()\n"
-    "  aio.shield(function()\n"
-    "    for _, w in ipairs(self.workers) do pcall(w.join, w) end\n"
-    "  end)\n"
-    "  error(err, 0)\n"
-    "end\n"
-    "function Group:__close()\n"
-    "  self:cancel()\n"
-    "  aio.shield(function()\n"
-    "    for _, w in ipairs(self.workers) do pcall(w.join, w) end\n"
-    "  end)\n"
-    "end\n"
-    "Group.__name = 'luaio.WorkerGroup'\n"
-    "return function(n, what, ...)\n"
-    "  if math.type(n) ~= 'integer' or n < 1 then\n"
-    "    error(\"bad argument #1 to 'workers' (a positive integer "
-    "expected)\", 2)\n"
-    "  end\n"
-    "  local ws = {}\n"
-    "  for i = 1, n do\n"
-    "    local ok, w = pcall(worker, what, ...)\n"
-    "    if not ok then\n"
-    "      for _, o in ipairs(ws) do o:cancel() end\n"
-    "      error(w, 2)\n"
-    "    end\n"
-    "    ws[i] = w\n"
-    "  end\n"
-    "  return setmetatable({workers = ws}, Group)\n"
-    "end\n";
-
-static const luaL_Reg worker_methods[] = {
-    {"send", worker_send},     {"recv", worker_recv},    {"join", worker_join},
-    {"cancel", worker_cancel}, {"id", worker_id_method}, {NULL, NULL}};
+static const luaL_Reg worker_methods[] = {{"send", worker_send},
+                                          {"recv", worker_recv},
+                                          {"join", worker_join},
+                                          {"cancel", worker_cancel},
+                                          {"id", worker_id_method},
+                                          {"shutdown", worker_shutdown},
+                                          {NULL, NULL}};
 
 static const luaL_Reg job_methods[] = {
     {"start", job_start}, {"finish", job_finish}, {NULL, NULL}};
@@ -1317,12 +1433,5 @@ void luaio__worker_open(lua_State *L, luaio *h) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, h);
   luaL_setfuncs(L, funcs, 1);
-  /* aio.workers(n, path_or_fn, ...) */
-  if (luaL_loadbuffer(L, group_src, sizeof group_src - 1, "=luaio.workers") !=
-      LUA_OK)
-    lua_error(L);
-  lua_pushvalue(L, -2);
-  lua_getfield(L, -3, "worker");
-  lua_call(L, 2, 1);
-  lua_setfield(L, -2, "workers");
+  /* aio.workers is lua/luaio/workers.lua, loaded on first use */
 }

@@ -278,6 +278,61 @@ describe("aio.http.serve", function()
     end)
   end)
 
+  it("shares a port with reuse_port", function()
+    run(function()
+      local function answer(name) return function() return name end end
+      local a = assert(aio.http.serve(answer("a"), {reuse_port = true}))
+      local b = assert(aio.http.serve(answer("b"),
+                                      {port = a.port, reuse_port = true}))
+      assert.equal(a.port, b.port)
+      -- The kernel spreads connections by their addresses: each server
+      -- gets some of them, soon.
+      local seen, tries = {}, 0
+      while not (seen.a and seen.b) and tries < 500 do
+        tries = tries + 1
+        local who = body_of(get(a.port, "/"))
+        seen[who] = (seen[who] or 0) + 1
+      end
+      assert.is_truthy(seen.a and seen.b, ("a %s, b %s in %d"):format(
+        tostring(seen.a), tostring(seen.b), tries))
+      a:close()
+      b:close()
+      -- without the option, the port is taken
+      local c = assert(aio.http.serve(answer("c")))
+      local d, _, code = aio.http.serve(answer("d"), {port = c.port})
+      assert.is_nil(d)
+      assert.equal("EADDRINUSE", code)
+      c:close()
+    end)
+  end)
+
+  it("closing its listener closes idle connections and finishes requests",
+     function()
+    run(function()
+      local started, go = aio.event(), aio.event()
+      local srv = assert(aio.http.serve(function(req)
+        if req.path == "/slow" then started:set(); go:wait() end
+        return "done"
+      end))
+      local idle = assert(aio.open_connection("127.0.0.1", srv.port))
+      assert(idle:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      idle:read_until("done")
+      local slow = assert(aio.open_connection("127.0.0.1", srv.port))
+      assert(slow:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+      started:wait()
+      srv.net:close() -- as a worker's shutdown does
+      assert.is_nil(idle:read()) -- the idle connection was closed
+      assert.is_nil(aio.open_connection("127.0.0.1", srv.port))
+      go:set()
+      local r = slow:read_all()
+      assert.equal("done", body_of(r))
+      assert.truthy(r:find("Connection: close", 1, true))
+      srv:wait_closed()
+      idle:close()
+      slow:close()
+    end)
+  end)
+
   it("rejects unknown options", function()
     run(function()
       assert.has_error(function() aio.http.serve(function() end, {prot = 1}) end)

@@ -55,20 +55,47 @@ aio.run(function()
   end
   print(("worker ready: %.2f ms"):format(total / n * 1e3))
 
-  -- CPU-bound: one job, then the same split over 2 workers
+  -- CPU-bound: one job, then the same split over 2 workers; beside it
+  -- the peer, stock lua5.4 processes (one, then two side by side), which
+  -- shows how much of a second core the machine gives right now.  The
+  -- best of 5 rounds of each.
   local function spin(k)
     local x = 0
     for i = 1, k do x = x + i % 7 end
     return x
   end
   local k = math.floor(3e7 * scale)
-  t0 = now()
-  aio.to_thread(spin, k)
-  local one = now() - t0
-  t0 = now()
-  aio.gather(function() return aio.to_thread(spin, k // 2) end,
-             function() return aio.to_thread(spin, k // 2) end)
-  local two = now() - t0
+  local code = "local x = 0 for i = 1, tonumber(arg[1]) do x = x + i % 7 end"
+  local function lua_procs(count, each)
+    local procs = {}
+    for i = 1, count do
+      procs[i] = function()
+        return aio.exec("lua5.4", {"-e", code, "-", tostring(each)},
+                        {input = ""})
+      end
+    end
+    aio.gather(procs)
+  end
+  local has_lua = pcall(lua_procs, 1, 1)
+  local best = {math.huge, math.huge, math.huge, math.huge}
+  local function timed(i, fn, ...)
+    local t = now()
+    fn(...)
+    best[i] = math.min(best[i], now() - t)
+  end
+  for _ = 1, 5 do
+    timed(1, aio.to_thread, spin, k)
+    timed(2, aio.gather, function() return aio.to_thread(spin, k // 2) end,
+          function() return aio.to_thread(spin, k // 2) end)
+    if has_lua then
+      timed(3, lua_procs, 1, k)
+      timed(4, lua_procs, 2, k // 2)
+    end
+  end
   print(("CPU-bound split over 2 workers: %.2fx the single-core time "
-         .. "(%.2f s vs %.2f s)"):format(two / one, two, one))
+         .. "(%.2f s vs %.2f s)"):format(best[2] / best[1], best[2], best[1]))
+  if has_lua then
+    print(("peer, 2 lua5.4 processes: %.2fx one process (%.2f s vs %.2f s)")
+          :format(best[4] / best[3], best[4], best[3]))
+  end
 end)

@@ -255,7 +255,7 @@ end
 local KNOWN = {host = true, port = true, tls = true, max_body_size = true,
                header_timeout = true, keepalive_timeout = true,
                body_timeout = true, log = true, access_log = true,
-               backlog = true, cancel_on_disconnect = true}
+               backlog = true, cancel_on_disconnect = true, reuse_port = true}
 
 -- aio.http.serve(handler_or_app, opts) -> server | nil, msg, code
 function M.serve(handler, opts)
@@ -288,10 +288,19 @@ function M.serve(handler, opts)
   local net, msg, code = aio.start_server(function(stream)
     connection(srv, stream)
   end, opts.host or "127.0.0.1", opts.port or 0,
-    {tls = opts.tls, backlog = opts.backlog})
+    {tls = opts.tls, backlog = opts.backlog, reuse_port = opts.reuse_port})
   if not net then return nil, msg, code end
   srv.net = net
   srv.port = net.port
+  -- The listener closed from outside (net:close(), a worker's shutdown):
+  -- idle keep-alive connections close, requests in flight finish.
+  aio.spawn(function()
+    net:serve_forever()
+    if not srv.closing then
+      srv.closing = true
+      for c in pairs(srv.conns) do c:stop() end
+    end
+  end)
   return srv
 end
 
