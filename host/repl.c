@@ -19,9 +19,11 @@
 ** one static pointer `active`, so a process has one REPL at a time.
 */
 
+#define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,18 +505,34 @@ static int read_key(FILE *f) {
   struct pollfd p;
   unsigned char c;
   ssize_t n;
+  sigset_t block, old;
+  int key = EOF;
   (void)f;
   p.fd = 0;
   p.events = POLLIN;
+  /* SIGINT stays blocked but inside ppoll, so one that comes between the
+     check and the wait (while libedit handled the key before) ends the
+     wait instead of being missed. */
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
   for (;;) {
-    if (poll(&p, 1, -1) < 0) {
-      if (errno != EINTR) return EOF;
-      if (sigint_seen) return 0x07; /* Ctrl-G: abort */
+    if (sigint_seen) {
+      key = 0x07; /* Ctrl-G: abort */
+      break;
+    }
+    if (ppoll(&p, 1, NULL, &old) < 0) {
+      if (errno != EINTR) break;
       continue;
     }
-    if ((n = read(0, &c, 1)) == 1) return c;
-    if (n == 0 || (errno != EINTR && errno != EAGAIN)) return EOF;
+    if ((n = read(0, &c, 1)) == 1) {
+      key = c;
+      break;
+    }
+    if (n == 0 || (errno != EINTR && errno != EAGAIN)) break;
   }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return key;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events) {
