@@ -266,7 +266,6 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   t->magic = &luaio__task_magic;
   t->h = h;
   if (h->current != NULL) t->run = h->current->run;
-  t->root.task = t;
   t->root.id = (uint64_t) - (int64_t)h->next_id++; /* apart from scopes' */
   t->root.active = 1;
   t->scope = &t->root;
