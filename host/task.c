@@ -16,6 +16,9 @@
 #define POOL_KEEP 256    /* idle threads always kept for reuse */
 #define POOL_TRIM_MS 500 /* how often the idle surplus over that goes */
 #define EAGER_MAX 16     /* eager starts nested inside each other */
+#define POOL_TASKS                                                             \
+  1 /* the pool thread's stack: the tasks table, then                          \
+       the idle threads */
 
 /* The registry key of the metatable of the sentinel a failed task holds:
    its __gc reports an error nobody saw. */
@@ -35,22 +38,22 @@ task *luaio__checktask(lua_State *L, int idx) {
 
 /* A live task is anchored at a slot of the host's tasks table; the numbers
    of freed slots wait in a C array for the next task (cheaper than
-   luaL_ref's free list kept in the table).  The task is on top of L. */
+   luaL_ref's free list kept in the table).  The table also sits at the
+   bottom of the pool thread's stack (POOL_TASKS), where reaching it costs
+   no registry lookup; the pool keeps a free slot above its threads for
+   that (see finish).  The task is on top of L. */
 static int anchor(lua_State *L, luaio *h) {
   int slot = h->nfree_anchors > 0 ? h->free_anchors[--h->nfree_anchors]
                                   : ++h->nanchors;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, h->pool, 1);
+  lua_rawseti(h->pool, POOL_TASKS, slot);
   return slot;
 }
 
-static void unanchor(lua_State *L, luaio *h, int slot) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+static void unanchor(luaio *h, int slot) {
+  lua_pushnil(h->pool);
+  lua_rawseti(h->pool, POOL_TASKS, slot);
   if (h->nfree_anchors == h->cfree_anchors) {
     size_t c = h->cfree_anchors ? 2 * h->cfree_anchors : 64;
     int *a = realloc(h->free_anchors, c * sizeof *a);
@@ -62,9 +65,9 @@ static void unanchor(lua_State *L, luaio *h, int slot) {
 }
 
 void luaio__pushtask(lua_State *L, task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->h->tasks_ref);
-  lua_rawgeti(L, -1, t->ref);
-  lua_remove(L, -2);
+  lua_State *pool = t->h->pool;
+  lua_rawgeti(pool, POOL_TASKS, t->ref);
+  lua_xmove(pool, L, 1);
 }
 
 /* The table of rarely used fields of the task at idx (its name, done
@@ -369,7 +372,7 @@ static void on_pool_timer(uv_timer_t *timer) {
   int drop = h->pool_low > POOL_KEEP ? h->pool_low - POOL_KEEP : 0;
   if (drop > 0) {
     h->npool -= drop;
-    lua_settop(h->pool, h->npool);
+    lua_settop(h->pool, POOL_TASKS + h->npool);
   }
   h->pool_low = h->npool;
   if (h->npool <= POOL_KEEP) uv_timer_stop(timer);
@@ -424,11 +427,12 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
     lua_setiuservalue(L, ud, TUV_RESULT);
   }
   /* The thread goes back to the pool, fit for a new task_main, unless
-     coroutine.running handed it out: then it is left to the collector. */
+     coroutine.running handed it out: then it is left to the collector.
+     The pool keeps one free slot above it, for reaching the tasks table. */
   lua_getiuservalue(L, ud, TUV_THREAD);
   lua_pushnil(L);
   lua_setiuservalue(L, ud, TUV_THREAD);
-  if (status == LUA_OK && !t->escaped && lua_checkstack(h->pool, 1)) {
+  if (status == LUA_OK && !t->escaped && lua_checkstack(h->pool, 2)) {
     lua_settop(co, 0);
     lua_xmove(L, h->pool, 1);
     if (++h->npool > POOL_KEEP && !uv_is_active((uv_handle_t *)&h->pool_timer))
@@ -442,7 +446,7 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
   t->co = NULL;
   t->state = T_DONE;
   h->ntasks--;
-  unanchor(L, h, t->ref);
+  unanchor(h, t->ref);
   t->ref = 0;
   if (t->end == END_ERROR) {
     /* Reported when collected or at the end of the run unless retrieved.
