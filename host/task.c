@@ -429,19 +429,18 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
   /* The thread goes back to the pool, fit for a new task_main, unless
      coroutine.running handed it out: then it is left to the collector.
      The pool keeps one free slot above it, for reaching the tasks table. */
-  lua_getiuservalue(L, ud, TUV_THREAD);
-  lua_pushnil(L);
-  lua_setiuservalue(L, ud, TUV_THREAD);
   if (status == LUA_OK && !t->escaped && lua_checkstack(h->pool, 2)) {
     lua_settop(co, 0);
-    lua_xmove(L, h->pool, 1);
+    lua_pushthread(co);
+    lua_xmove(co, h->pool, 1);
     if (++h->npool > POOL_KEEP && !uv_is_active((uv_handle_t *)&h->pool_timer))
       pool_trim_start(h);
   } else if (status != LUA_OK)
     lua_resetthread(co);
   else
     lua_settop(co, 0); /* dead, for whoever holds it */
-  lua_settop(L, ud);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ud, TUV_THREAD);
   if (t->scope != &t->root) luaio__scope_drop_all(L, t);
   t->co = NULL;
   t->state = T_DONE;
@@ -596,7 +595,7 @@ static const waitops shield_ops = {"shield", luaio__abandon_list, NULL};
    gives the caller's CancelledError, so the caller's scopes catch it. */
 int luaio__await_results(lua_State *L, task *t) {
   task *self = t->h->current;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if (t->end == END_CANCELLED && self != NULL) {
     scope *s = luaio__cancelled_scope(self);
     if (s != NULL) {
