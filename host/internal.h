@@ -175,6 +175,7 @@ typedef struct task {
   unsigned char run_cancelled;  /* starts even if cancelled before */
   unsigned char escaped;        /* coroutine.running() gave co away: no pool */
   unsigned char has_cancel_msg; /* t:cancel(msg): in the extra table */
+  unsigned char has_callbacks;  /* add_done_callback: in the extra table */
 } task;
 
 /* The task whose stack holds scope s. */
