@@ -629,7 +629,7 @@ static int k_await(lua_State *L, int status, lua_KContext ctx) {
    wait at once. */
 int luaio__await_k(lua_State *L, int shielded, lua_KFunction k) {
   task *t = luaio__checktask(L, 1), *self;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if (t->state == T_DONE) return k(L, LUA_OK, 0);
   self = luaio__enter_wait(L, t->h);
   if (self == t)
