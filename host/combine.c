@@ -49,7 +49,7 @@ typedef struct combo {
   unsigned char outer;  /* wait_for: the caller was cancelled */
   unsigned char inside; /* wait_for: the shield scope is pushed */
   tnode timer;
-  scope shield;
+  subscope shield;
   child kids[];
 } combo;
 
@@ -661,7 +661,7 @@ static int cancel_and_wait(lua_State *L, combo *c) {
     return wait_for_result(L, c);
   }
   luaio__scope_push(self, &c->shield);
-  c->shield.shield = 1;
+  c->shield.s.shield = 1;
   c->inside = 1;
   self = luaio__enter_wait(L, c->h);
   return suspend(L, c, self, &cancelling_ops, k_wait_for_cancelling);

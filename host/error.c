@@ -155,7 +155,7 @@ void luaio__cancelled_push(lua_State *L, scope *s) {
   luaio__error_push(L, "CancelledError", "cancelled");
   lua_pushinteger(L, (lua_Integer)s->id);
   lua_setfield(L, -2, "scope");
-  if (s == &s->task->root && luaio__push_cancel_msg(L, s->task))
+  if (!s->sub && luaio__push_cancel_msg(L, luaio__scope_task(s)))
     lua_setfield(L, -2, "message");
 }
 
@@ -208,7 +208,8 @@ const char *luaio__push_errmsg(lua_State *L, int idx) {
   lua_pushvalue(L, idx);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     const char *why = lua_tostring(L, -1);
-    lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)",
+    lua_pushfstring(L,
+                    "(error object is a %s value; its __tostring failed: %s)",
                     luaL_typename(L, idx), why ? why : "?");
     lua_remove(L, -2);
   }
@@ -230,9 +231,8 @@ void luaio__check_options(lua_State *L, int idx, const char *const known[]) {
       for (; known[i] != NULL; i++)
         if (strcmp(known[i], lua_tostring(L, -1)) == 0) break;
     if (lua_type(L, -1) != LUA_TSTRING || known[i] == NULL) {
-      const char *k = lua_type(L, -1) == LUA_TSTRING
-                          ? lua_tostring(L, -1)
-                          : luaL_typename(L, -1);
+      const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                     : luaL_typename(L, -1);
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
     }
   }

@@ -228,6 +228,8 @@ static void attach(luaio *h, lua_State *L) {
   h->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->pool = lua_newthread(L);
   h->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref); /* at POOL_TASKS */
+  lua_xmove(L, h->pool, 1);
   lua_newtable(L); /* failed tasks, weak keys */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");

@@ -110,24 +110,31 @@ typedef struct deferred {
 void luaio__defer(luaio *h, deferred *d);   /* once; no-op if queued */
 void luaio__undefer(luaio *h, deferred *d); /* before d's memory goes */
 
-/* A cancel scope: a task's root, a timeout, a group body or a shield. */
-struct scope;
-
-/* What a scope does beyond cancelling; NULL for a task's root scope. */
-typedef struct scopeops {
-  void (*drop)(lua_State *L, struct scope *s); /* left without closing */
-  /* Optional: push what the scope is, for errors ("the timeout scope
-     created at x.lua:3"). */
-  void (*describe)(lua_State *L, struct scope *s);
-} scopeops;
-
+/* A cancel scope: a task's root, a timeout, a group body or a shield.  A
+   task's root scope is only this; the others are a subscope, which links
+   the scope into its task's stack. */
 typedef struct scope {
-  struct scope *parent;
-  struct task *task;
-  const scopeops *ops;
   uint64_t id; /* CancelledError.scope; a task's root: minus its number */
   unsigned char cancelled, shield, active;
+  unsigned char sub; /* the `s` of a subscope; 0: a task's root */
 } scope;
+
+struct subscope;
+
+/* What a subscope does beyond cancelling. */
+typedef struct scopeops {
+  void (*drop)(lua_State *L, struct subscope *s); /* left without closing */
+  /* Optional: push what the scope is, for errors ("the timeout scope
+     created at x.lua:3"). */
+  void (*describe)(lua_State *L, struct subscope *s);
+} scopeops;
+
+typedef struct subscope {
+  scope s;
+  scope *parent; /* the next scope out; the task's root at the bottom */
+  struct task *task;
+  const scopeops *ops;
+} subscope;
 
 enum { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
 enum { END_NONE, END_OK, END_ERROR, END_CANCELLED }; /* how a task ended */
@@ -135,32 +142,52 @@ enum { END_NONE, END_OK, END_ERROR, END_CANCELLED }; /* how a task ended */
 /* Task user values. */
 enum { TUV_THREAD = 1, TUV_RESULT, TUV_EXTRA, TUV_COUNT = TUV_EXTRA };
 
+/* The fields are ordered so that none needs padding: with its three user
+   values the userdata fits mimalloc's 256-byte size class (at most 168
+   bytes here). */
 typedef struct task {
   const void *magic; /* luaio__task_magic: tells a task from others */
   luaio *h;
   lua_State *co; /* the task's thread; NULL when done */
-  int ref;       /* anchor in the host's live-task table */
-  unsigned char state, end, retrieved, wake_err;
-  unsigned char run_cancelled;  /* starts even if cancelled before */
-  unsigned char escaped;        /* coroutine.running() gave co away: no pool */
-  unsigned char has_cancel_msg; /* t:cancel(msg): in the extra table */
-  int nwake; /* values pushed on co for the next resume; before the task
-                starts, its arguments waiting in TUV_RESULT */
-  int nres;  /* results kept in TUV_RESULT (>1: a table) */
-  unsigned ncancelled; /* cancelled scopes on the stack */
-  unsigned run;        /* the aio.run it belongs to: 0 the outermost */
-  int spawn_line;      /* with the spawning function in TUV_EXTRA */
-  /* the wait in progress */
-  waiter w;
+  /* the wait in progress: a task waits on one thing at a time, linked
+     into a list (w) or sleeping (sleep).  Whichever is not in use reads
+     as unlinked: a node out of the timer heap has next (w.list) NULL, and
+     a waiter leaves the node's bucket NULL. */
+  union {
+    waiter w;
+    tnode sleep;
+  };
   const waitops *wops;
   void *wobj;
-  tnode sleep;
   /* cancellation */
   scope root;
   scope *scope;      /* innermost */
   waitlist awaiters; /* tasks in t:await() on this one */
   watch *watches;    /* C code told when this one finishes */
+  int ref;           /* anchor in the host's live-task table */
+  int nwake;         /* values pushed on co for the next resume; before the task
+                        starts, its arguments waiting in TUV_RESULT */
+  int nres;          /* results kept in TUV_RESULT (>1: a table) */
+  unsigned ncancelled; /* cancelled scopes on the stack */
+  unsigned run;        /* the aio.run it belongs to: 0 the outermost */
+  int spawn_line;      /* with the spawning function in TUV_EXTRA */
+  unsigned char state, end, retrieved, wake_err;
+  unsigned char run_cancelled;  /* starts even if cancelled before */
+  unsigned char escaped;        /* coroutine.running() gave co away: no pool */
+  unsigned char has_cancel_msg; /* t:cancel(msg): in the extra table */
+  unsigned char has_callbacks;  /* add_done_callback: in the extra table */
 } task;
+
+/* The task whose stack holds scope s. */
+static inline task *luaio__scope_task(scope *s) {
+  return s->sub ? ((subscope *)(void *)s)->task
+                : (task *)(void *)((char *)s - offsetof(task, root));
+}
+
+/* The next scope out from s; NULL past a task's root. */
+static inline scope *luaio__scope_parent(scope *s) {
+  return s->sub ? ((subscope *)(void *)s)->parent : NULL;
+}
 
 /* A task's number, as in its name "Task-3". */
 #define luaio__task_number(t) (-(lua_Integer)(t)->root.id)
@@ -271,10 +298,10 @@ int luaio__abandon_list(task *t, int woken);
 int luaio__k_values(lua_State *L, int status, lua_KContext ctx);
 
 /* scope.c */
-void luaio__scope_push(task *t, scope *s);
-void luaio__scope_pop(lua_State *L, task *t, scope *s);
+void luaio__scope_push(task *t, subscope *s);
+void luaio__scope_pop(lua_State *L, task *t, subscope *s);
 void luaio__scope_cancel(scope *s);
-void luaio__scope_drop(lua_State *L, task *t, scope *s);
+void luaio__scope_drop(lua_State *L, task *t, subscope *s);
 void luaio__scope_drop_all(lua_State *L, task *t);
 scope *luaio__cancelled_scope(task *t); /* NULL if none takes effect */
 int luaio__task_cancel(task *t);

@@ -13,32 +13,33 @@
 /* The registry key of the shield scopes' metatable. */
 static const char scopekey = 's';
 
-void luaio__scope_push(task *t, scope *s) {
+void luaio__scope_push(task *t, subscope *s) {
   s->ops = NULL;
   s->parent = t->scope;
   s->task = t;
-  s->id = t->h->next_scope++;
-  s->cancelled = 0;
-  s->shield = 0;
-  s->active = 1;
-  t->scope = s;
+  s->s.id = t->h->next_scope++;
+  s->s.cancelled = 0;
+  s->s.shield = 0;
+  s->s.active = 1;
+  s->s.sub = 1;
+  t->scope = &s->s;
 }
 
 /* Unlink s, active, from its task's stack of scopes. */
-static void unlink_scope(task *t, scope *s) {
+static void unlink_scope(task *t, subscope *s) {
   scope **p = &t->scope;
-  while (*p != s && *p != NULL)
-    p = &(*p)->parent;
-  if (*p == s) *p = s->parent;
-  s->active = 0;
-  if (s->cancelled) t->ncancelled--;
+  while (*p != &s->s && *p != NULL && (*p)->sub)
+    p = &((subscope *)(void *)*p)->parent;
+  if (*p == &s->s) *p = s->parent;
+  s->s.active = 0;
+  if (s->s.cancelled) t->ncancelled--;
 }
 
 /* Let go of a scope that was never closed (its drop hook releases what
    it holds); a scope that outlived its block must not cancel its task
    later. */
-void luaio__scope_drop(lua_State *L, task *t, scope *s) {
-  if (!s->active) return;
+void luaio__scope_drop(lua_State *L, task *t, subscope *s) {
+  if (!s->s.active) return;
   unlink_scope(t, s);
   if (s->ops != NULL && s->ops->drop != NULL) s->ops->drop(L, s);
 }
@@ -47,30 +48,32 @@ void luaio__scope_drop(lua_State *L, task *t, scope *s) {
    timeout or a task group that is not a <close> variable): their block
    is over, so they are dropped with s, and then the mistake is raised,
    naming the innermost. */
-void luaio__scope_pop(lua_State *L, task *t, scope *s) {
-  if (!s->active) return;
-  if (t->scope == s) {
+void luaio__scope_pop(lua_State *L, task *t, subscope *s) {
+  subscope *in;
+  if (!s->s.active) return;
+  if (t->scope == &s->s) {
     unlink_scope(t, s);
     return;
   }
   luaL_checkstack(L, 4, NULL);
-  if (t->scope != NULL && t->scope->ops != NULL &&
-      t->scope->ops->describe != NULL)
-    t->scope->ops->describe(L, t->scope);
+  in = t->scope != NULL && t->scope->sub ? (subscope *)(void *)t->scope : NULL;
+  if (in != NULL && in->ops != NULL && in->ops->describe != NULL)
+    in->ops->describe(L, in);
   else
     lua_pushliteral(L, "a timeout, task group or shield");
-  while (t->scope != s && t->scope != NULL && t->scope != &t->root)
-    luaio__scope_drop(L, t, t->scope);
+  while (t->scope != &s->s && t->scope != NULL && t->scope->sub)
+    luaio__scope_drop(L, t, (subscope *)(void *)t->scope);
   unlink_scope(t, s);
-  luaL_error(L, "scopes closed out of order: %s was still open inside the "
-                "scope being closed (create each as a <close> variable)",
+  luaL_error(L,
+             "scopes closed out of order: %s was still open inside the "
+             "scope being closed (create each as a <close> variable)",
              lua_tostring(L, -1));
 }
 
 scope *luaio__cancelled_scope(task *t) {
   scope *s, *found = NULL;
   if (t->ncancelled == 0) return NULL;
-  for (s = t->scope; s != NULL; s = s->parent) {
+  for (s = t->scope; s != NULL; s = luaio__scope_parent(s)) {
     if (s->cancelled) found = s;
     if (s->shield) break;
   }
@@ -118,11 +121,13 @@ static void interrupt(task *t) {
    a chain of 100,000 awaits needs no C stack. */
 void luaio__scope_cancel(scope *s) {
   luaio *h;
+  task *t;
   if (s->cancelled) return;
   s->cancelled = 1;
   if (!s->active) return;
-  s->task->ncancelled++;
-  h = s->task->h;
+  t = luaio__scope_task(s);
+  t->ncancelled++;
+  h = t->h;
   if (h->cascading) {
     if (h->ncascade == h->ccascade) {
       size_t n = h->ccascade ? h->ccascade * 2 : 64;
@@ -131,11 +136,11 @@ void luaio__scope_cancel(scope *s) {
       h->cascade = q;
       h->ccascade = n;
     }
-    h->cascade[h->ncascade++] = s->task;
+    h->cascade[h->ncascade++] = t;
     return;
   }
   h->cascading = 1;
-  interrupt(s->task);
+  interrupt(t);
   while (h->ncascade > 0)
     interrupt(h->cascade[--h->ncascade]);
   h->cascading = 0;
@@ -144,8 +149,8 @@ void luaio__scope_cancel(scope *s) {
 /* A task ended inside scopes it never closed (a timeout or group object
    that was not a <close> variable): let each let go of what it holds. */
 void luaio__scope_drop_all(lua_State *L, task *t) {
-  while (t->scope != &t->root && t->scope != NULL)
-    luaio__scope_drop(L, t, t->scope);
+  while (t->scope != NULL && t->scope->sub)
+    luaio__scope_drop(L, t, (subscope *)(void *)t->scope);
 }
 
 /* Ask a task to stop; 0 when it has already finished. */
@@ -159,13 +164,13 @@ int luaio__task_cancel(task *t) {
    anchored in the registry while it is linked: a coroutine abandoned
    inside aio.shield cannot take the scope with it. */
 typedef struct shield {
-  scope s;
+  subscope s;
   int ref;
 } shield;
 
 static int scope_close(lua_State *L) {
   shield *sh = lua_touserdata(L, 1);
-  if (sh->s.active) {
+  if (sh->s.s.active) {
     luaL_unref(L, LUA_REGISTRYINDEX, sh->ref);
     sh->ref = LUA_NOREF;
     luaio__scope_pop(L, sh->s.task, &sh->s);
@@ -174,13 +179,13 @@ static int scope_close(lua_State *L) {
 }
 
 /* The task ended inside the shield (its coroutine was abandoned). */
-static void shield_drop(lua_State *L, scope *s) {
+static void shield_drop(lua_State *L, subscope *s) {
   shield *sh = container_of(s, shield, s);
   luaL_unref(L, LUA_REGISTRYINDEX, sh->ref);
   sh->ref = LUA_NOREF;
 }
 
-static void shield_describe(lua_State *L, scope *s) {
+static void shield_describe(lua_State *L, subscope *s) {
   (void)s;
   lua_pushliteral(L, "an aio.shield");
 }
@@ -204,7 +209,7 @@ int luaio__shield_fn(lua_State *L, luaio *h) {
   }
   sh = lua_newuserdatauv(L, sizeof *sh, 0);
   sh->ref = LUA_NOREF;
-  sh->s.active = 0;
+  sh->s.s.active = 0;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &scopekey);
   lua_setmetatable(L, -2);
   lua_insert(L, 1);
@@ -212,7 +217,7 @@ int luaio__shield_fn(lua_State *L, luaio *h) {
   lua_pushvalue(L, 1);
   sh->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaio__scope_push(t, &sh->s);
-  sh->s.shield = 1;
+  sh->s.s.shield = 1;
   sh->s.ops = &shield_ops;
   lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, k_shield);
   return k_shield(L, LUA_OK, 0);

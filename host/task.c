@@ -16,12 +16,19 @@
 #define POOL_KEEP 256    /* idle threads always kept for reuse */
 #define POOL_TRIM_MS 500 /* how often the idle surplus over that goes */
 #define EAGER_MAX 16     /* eager starts nested inside each other */
+#define POOL_TASKS                                                             \
+  1 /* the pool thread's stack: the tasks table, then                          \
+       the idle threads */
 
 /* The registry key of the metatable of the sentinel a failed task holds:
    its __gc reports an error nobody saw. */
 static const char failedkey = 'f';
 
 const char luaio__task_magic = 'T';
+
+/* With its three user values a task's userdata then takes 256 bytes, one
+   of mimalloc's size classes (the next is 320): see docs/performance.md. */
+_Static_assert(sizeof(task) <= 168, "struct task outgrew 168 bytes");
 
 task *luaio__totask(lua_State *L, int idx) {
   return luaio__toobj(L, idx, &luaio__task_magic, sizeof(task));
@@ -35,22 +42,22 @@ task *luaio__checktask(lua_State *L, int idx) {
 
 /* A live task is anchored at a slot of the host's tasks table; the numbers
    of freed slots wait in a C array for the next task (cheaper than
-   luaL_ref's free list kept in the table).  The task is on top of L. */
+   luaL_ref's free list kept in the table).  The table also sits at the
+   bottom of the pool thread's stack (POOL_TASKS), where reaching it costs
+   no registry lookup; the pool keeps a free slot above its threads for
+   that (see finish).  The task is on top of L. */
 static int anchor(lua_State *L, luaio *h) {
   int slot = h->nfree_anchors > 0 ? h->free_anchors[--h->nfree_anchors]
                                   : ++h->nanchors;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, h->pool, 1);
+  lua_rawseti(h->pool, POOL_TASKS, slot);
   return slot;
 }
 
-static void unanchor(lua_State *L, luaio *h, int slot) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks_ref);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+static void unanchor(luaio *h, int slot) {
+  lua_pushnil(h->pool);
+  lua_rawseti(h->pool, POOL_TASKS, slot);
   if (h->nfree_anchors == h->cfree_anchors) {
     size_t c = h->cfree_anchors ? 2 * h->cfree_anchors : 64;
     int *a = realloc(h->free_anchors, c * sizeof *a);
@@ -62,9 +69,9 @@ static void unanchor(lua_State *L, luaio *h, int slot) {
 }
 
 void luaio__pushtask(lua_State *L, task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->h->tasks_ref);
-  lua_rawgeti(L, -1, t->ref);
-  lua_remove(L, -2);
+  lua_State *pool = t->h->pool;
+  lua_rawgeti(pool, POOL_TASKS, t->ref);
+  lua_xmove(pool, L, 1);
 }
 
 /* The table of rarely used fields of the task at idx (its name, done
@@ -266,7 +273,6 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   t->magic = &luaio__task_magic;
   t->h = h;
   if (h->current != NULL) t->run = h->current->run;
-  t->root.task = t;
   t->root.id = (uint64_t) - (int64_t)h->next_id++; /* apart from scopes' */
   t->root.active = 1;
   t->scope = &t->root;
@@ -370,7 +376,7 @@ static void on_pool_timer(uv_timer_t *timer) {
   int drop = h->pool_low > POOL_KEEP ? h->pool_low - POOL_KEEP : 0;
   if (drop > 0) {
     h->npool -= drop;
-    lua_settop(h->pool, h->npool);
+    lua_settop(h->pool, POOL_TASKS + h->npool);
   }
   h->pool_low = h->npool;
   if (h->npool <= POOL_KEEP) uv_timer_stop(timer);
@@ -425,25 +431,25 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
     lua_setiuservalue(L, ud, TUV_RESULT);
   }
   /* The thread goes back to the pool, fit for a new task_main, unless
-     coroutine.running handed it out: then it is left to the collector. */
-  lua_getiuservalue(L, ud, TUV_THREAD);
-  lua_pushnil(L);
-  lua_setiuservalue(L, ud, TUV_THREAD);
-  if (status == LUA_OK && !t->escaped && lua_checkstack(h->pool, 1)) {
+     coroutine.running handed it out: then it is left to the collector.
+     The pool keeps one free slot above it, for reaching the tasks table. */
+  if (status == LUA_OK && !t->escaped && lua_checkstack(h->pool, 2)) {
     lua_settop(co, 0);
-    lua_xmove(L, h->pool, 1);
+    lua_pushthread(co);
+    lua_xmove(co, h->pool, 1);
     if (++h->npool > POOL_KEEP && !uv_is_active((uv_handle_t *)&h->pool_timer))
       pool_trim_start(h);
   } else if (status != LUA_OK)
     lua_resetthread(co);
   else
     lua_settop(co, 0); /* dead, for whoever holds it */
-  lua_settop(L, ud);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ud, TUV_THREAD);
   if (t->scope != &t->root) luaio__scope_drop_all(L, t);
   t->co = NULL;
   t->state = T_DONE;
   h->ntasks--;
-  unanchor(L, h, t->ref);
+  unanchor(h, t->ref);
   t->ref = 0;
   if (t->end == END_ERROR) {
     /* Reported when collected or at the end of the run unless retrieved.
@@ -470,7 +476,7 @@ static void finish(luaio *h, task *t, int status, int nres, int ud) {
     luaio__unwatch(w);
     w->done(w);
   }
-  if (lua_getiuservalue(L, ud, TUV_EXTRA) == LUA_TTABLE) run_callbacks(L, ud);
+  if (t->has_callbacks) run_callbacks(L, ud);
   lua_settop(L, ud - 1);
 }
 
@@ -593,7 +599,7 @@ static const waitops shield_ops = {"shield", luaio__abandon_list, NULL};
    gives the caller's CancelledError, so the caller's scopes catch it. */
 int luaio__await_results(lua_State *L, task *t) {
   task *self = t->h->current;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if (t->end == END_CANCELLED && self != NULL) {
     scope *s = luaio__cancelled_scope(self);
     if (s != NULL) {
@@ -623,7 +629,7 @@ static int k_await(lua_State *L, int status, lua_KContext ctx) {
    wait at once. */
 int luaio__await_k(lua_State *L, int shielded, lua_KFunction k) {
   task *t = luaio__checktask(L, 1), *self;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if (t->state == T_DONE) return k(L, LUA_OK, 0);
   self = luaio__enter_wait(L, t->h);
   if (self == t)
@@ -729,6 +735,7 @@ static int task_add_done_callback(lua_State *L) {
   }
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  t->has_callbacks = 1;
   return 0;
 }
 

@@ -27,7 +27,7 @@ typedef struct child {
 } child;
 
 typedef struct group {
-  scope body;
+  subscope body;
   luaio *h;
   task *owner;
   child *live;
@@ -62,7 +62,7 @@ static void add_error(lua_State *L, group *g) {
   if (!g->failed) {
     g->failed = 1;
     cancel_children(g);
-    luaio__scope_cancel(&g->body);
+    luaio__scope_cancel(&g->body.s);
   }
 }
 
@@ -112,7 +112,7 @@ static void on_child_done(watch *w) {
 /* Is the group cancelled, by its failure or by a scope around it? */
 static int cancelled(group *g) {
   scope *s;
-  for (s = &g->body; s != NULL; s = s->parent) {
+  for (s = &g->body.s; s != NULL; s = luaio__scope_parent(s)) {
     if (s->cancelled) return 1;
     if (s->shield) break;
   }
@@ -224,13 +224,13 @@ static int group_close(lua_State *L) {
     if (id == 0) { /* the body failed */
       lua_pushvalue(L, 2);
       add_error(L, g);
-    } else if (id != g->body.id) { /* the owner is cancelled */
+    } else if (id != g->body.s.id) { /* the owner is cancelled */
       g->outer_cancel = 1;
       cancel_children(g);
     }
   } else if (g->nlive > 0) { /* waiting is a wait: a due cancel is seen */
     scope *s = luaio__cancelled_scope(g->owner);
-    if (s != NULL && s != &g->body) {
+    if (s != NULL && s != &g->body.s) {
       g->outer_cancel = 1;
       cancel_children(g);
     }
@@ -238,7 +238,7 @@ static int group_close(lua_State *L) {
   return wait_children(L, g);
 }
 
-static void drop(lua_State *L, scope *s) {
+static void drop(lua_State *L, subscope *s) {
   group *g = container_of(s, group, body);
   g->state = G_CLOSED;
   g->dropped = 1;
@@ -246,7 +246,7 @@ static void drop(lua_State *L, scope *s) {
   if (g->nlive == 0) unanchor(L, g);
 }
 
-static void describe(lua_State *L, scope *s) {
+static void describe(lua_State *L, subscope *s) {
   (void)s;
   lua_pushliteral(L, "a task group");
 }

@@ -11,7 +11,7 @@
 #include "internal.h"
 
 typedef struct timeout {
-  scope s;
+  subscope s;
   tnode timer;
   luaio *h;
   int ref;  /* anchors the object while its scope is open */
@@ -40,7 +40,7 @@ static void push_site(lua_State *L, timeout *to, int ud) {
   }
 }
 
-static void describe(lua_State *L, scope *s) {
+static void describe(lua_State *L, subscope *s) {
   timeout *to = container_of(s, timeout, s);
   lua_rawgeti(L, LUA_REGISTRYINDEX, to->ref);
   push_site(L, to, lua_gettop(L));
@@ -105,7 +105,7 @@ static void on_deadline(tnode *n) {
     lua_settop(L, ud - 1);
   }
   to->expired = 1;
-  luaio__scope_cancel(&to->s);
+  luaio__scope_cancel(&to->s.s);
 }
 
 static void release(lua_State *L, timeout *to) {
@@ -114,7 +114,7 @@ static void release(lua_State *L, timeout *to) {
   to->ref = LUA_NOREF;
 }
 
-static void drop(lua_State *L, scope *s) {
+static void drop(lua_State *L, subscope *s) {
   release(L, container_of(s, timeout, s));
 }
 
@@ -132,7 +132,7 @@ static void schedule(lua_State *L, timeout *to, int idx, int relative) {
      aio.time(), rounding could put timeout(0) a nanosecond ahead. */
   if (relative ? when <= 0 : when * 1e9 <= (lua_Number)now) { /* past */
     to->expired = 1;
-    luaio__scope_cancel(&to->s);
+    luaio__scope_cancel(&to->s.s);
     return;
   }
   if (when >= 1e12) return; /* tens of thousands of years: never */
@@ -176,12 +176,12 @@ static int aio_timeout_at(lua_State *L) { return new_timeout(L, 0); }
    TimeoutError */
 static int timeout_close(lua_State *L) {
   timeout *to = checktimeout(L);
-  if (!to->s.active) return 0;
+  if (!to->s.s.active) return 0;
   if (to->s.task != to->h->current)
     return luaL_error(L, "a timeout scope must be closed by its own task");
   release(L, to);
   luaio__scope_pop(L, to->s.task, &to->s);
-  if (to->expired && luaio__cancelled_scope_id(L, 2) == to->s.id) {
+  if (to->expired && luaio__cancelled_scope_id(L, 2) == to->s.s.id) {
     /* The traceback is the task's where the deadline found it: the wait
        it interrupted; here, unwinding, the stack is gone. */
     lua_settop(L, 2);
@@ -204,7 +204,7 @@ static int timeout_close(lua_State *L) {
    never */
 static int timeout_reschedule(lua_State *L) {
   timeout *to = checktimeout(L);
-  if (!to->s.active)
+  if (!to->s.s.active)
     return luaio__error_raise(L, "InvalidStateError",
                               "the timeout scope has been closed");
   if (to->expired)
@@ -232,7 +232,7 @@ static int timeout_tostring(lua_State *L) {
   timeout *to = checktimeout(L);
   lua_pushfstring(L, "<timeout %s>",
                   to->expired                       ? "expired"
-                  : !to->s.active                   ? "closed"
+                  : !to->s.s.active                 ? "closed"
                   : !luaio__timer_armed(&to->timer) ? "without deadline"
                                                     : "pending");
   return 1;

@@ -133,6 +133,7 @@ static int unlink_node(luaio *h, tnode *n) {
     bucket_drop(h, b);
   else if (n->prev == NULL)
     rekey(h, b);
+  n->prev = n->next = NULL; /* a task's node then reads as an unlinked waiter */
   return first;
 }
 
@@ -180,10 +181,13 @@ void luaio__timer_fire(luaio *h) {
    it may still remove it. */
 void luaio__timer_free(luaio *h) {
   size_t i;
-  tnode *n;
+  tnode *n, *next;
   for (i = 1; i <= h->nheap; i++) {
-    for (n = h->heap[i]->head; n != NULL; n = n->next)
+    for (n = h->heap[i]->head; n != NULL; n = next) {
+      next = n->next;
       n->bucket = NULL;
+      n->prev = n->next = NULL;
+    }
     free(h->heap[i]);
   }
   for (i = 0; i < h->nspare; i++)
