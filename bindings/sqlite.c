@@ -217,6 +217,7 @@ typedef struct sqljob {
   int kind, mode;                  /* J_*, M_* */
   int state;                       /* Q_*: under the mutex */
   unsigned char cancelled, posted; /* under the mutex */
+  unsigned char done;              /* the loop's: it was posted done */
   char *sql;                       /* J_OPEN: the path */
   size_t sqllen;
   int flags, busy_ms; /* J_OPEN */
@@ -256,6 +257,7 @@ typedef struct sqlconn {
   sqljob *running;
   sqljob *dhead, *dtail; /* for the loop */
   unsigned char quit;
+  unsigned char asleep; /* the thread waits on cond for a job */
   /* the thread's own */
   sqlite3 *db;
   cached cache[NCACHE];
@@ -609,8 +611,11 @@ static void worker(void *arg) {
   uv_mutex_lock(&c->mu);
   for (;;) {
     sqljob *j;
-    while (c->qhead == NULL && !c->quit)
+    while (c->qhead == NULL && !c->quit) {
+      c->asleep = 1;
       uv_cond_wait(&c->cond, &c->mu);
+      c->asleep = 0;
+    }
     if (c->quit) break;
     j = c->qhead;
     c->qhead = j->next;
@@ -667,26 +672,24 @@ static void on_async(uv_async_t *a) {
   sqlconn *c = a->data;
   sqljob *list, *j, *next;
   int closed = 0;
-  uv_mutex_lock(&c->mu);
+  uv_mutex_lock(&c->mu); /* once for the whole list */
   list = c->dhead;
   c->dhead = c->dtail = NULL;
-  for (j = list; j != NULL; j = j->next)
+  for (j = list; j != NULL; j = j->next) {
     j->posted = 0;
+    j->done = j->state == Q_DONE; /* a posted job's state stays */
+  }
   uv_mutex_unlock(&c->mu);
   for (j = list; j != NULL; j = next) {
-    int state;
     next = j->next;
-    uv_mutex_lock(&c->mu);
-    state = j->state;
-    uv_mutex_unlock(&c->mu);
-    if (state == Q_DONE) {
+    if (j->done) {
       c->pending--;
       c->autocommit = j->autocommit;
       if (j->kind == J_CLOSE) closed = 1;
     }
     if (j->t != NULL)
       luaio__wake(j->t, NULL, 0);
-    else if (state == Q_DONE)
+    else if (j->done)
       free_job(j);
   }
   if (closed)
@@ -695,7 +698,11 @@ static void on_async(uv_async_t *a) {
     update_ref(c);
 }
 
+/* The thread is woken only when it sleeps, and after the mutex is
+   released, so it does not wake only to block on the mutex the loop
+   still holds (docs/databases.md, "Latency"). */
 static void submit(sqlconn *c, sqljob *j) {
+  int wake;
   uv_mutex_lock(&c->mu);
   j->state = Q_QUEUED;
   j->next = NULL;
@@ -704,8 +711,9 @@ static void submit(sqlconn *c, sqljob *j) {
   else
     c->qhead = j;
   c->qtail = j;
-  uv_cond_broadcast(&c->cond);
+  wake = c->asleep;
   uv_mutex_unlock(&c->mu);
+  if (wake) uv_cond_signal(&c->cond); /* cond lives as long as c */
   c->pending++;
   update_ref(c);
 }
