@@ -2,9 +2,10 @@
    machine, without SQLite or Lua: a round trip from the main thread to a
    worker and back, N times, the worker sleeping on a condition variable
    and the main thread on a pipe-like eventfd in epoll (what the loop
-   does), then with both spinning.  Prints "cond <s/op>" and
-   "spin <s/op>". */
+   does), then sleeping on a semaphore (what aio.sqlite does), then with
+   both spinning.  Prints "cond", "sem" and "spin" <s/op>. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int job, efd, n;
 static atomic_int req, rep;
+static sem_t sem;
 
 static double now(void) {
   struct timespec ts;
@@ -35,6 +37,18 @@ static void *sleeper(void *arg) {
       pthread_cond_wait(&cond, &mu);
     job = 0;
     pthread_mutex_unlock(&mu);
+    if (write(efd, &one, sizeof one) < 0) abort();
+  }
+  return NULL;
+}
+
+static void *sem_sleeper(void *arg) {
+  int i;
+  uint64_t one = 1;
+  (void)arg;
+  for (i = 0; i < n; i++) {
+    while (sem_wait(&sem) != 0) {
+    }
     if (write(efd, &one, sizeof one) < 0) abort();
   }
   return NULL;
@@ -73,6 +87,17 @@ int main(int argc, char **argv) {
     if (read(efd, &v, sizeof v) < 0) abort();
   }
   printf("cond %.3e\n", (now() - t0) / n);
+  pthread_join(th, NULL);
+  sem_init(&sem, 0, 0);
+  pthread_create(&th, NULL, sem_sleeper, NULL);
+  t0 = now();
+  for (i = 0; i < n; i++) {
+    sem_post(&sem);
+    while (epoll_wait(ep, &out, 1, -1) != 1) {
+    }
+    if (read(efd, &v, sizeof v) < 0) abort();
+  }
+  printf("sem %.3e\n", (now() - t0) / n);
   pthread_join(th, NULL);
   pthread_create(&th, NULL, spinner, NULL);
   t0 = now();
