@@ -6,8 +6,9 @@
 ** connections running long queries there would hold every thread and stall
 ** a file read behind them.  So each connection, as aiosqlite does, has one
 ** thread that runs its jobs one after another from a FIFO queue protected
-** by a mutex and a condition variable; the thread wakes the loop with a
-** uv_async_t when a job finished or has a batch of rows ready.
+** by a mutex; with nothing queued it sleeps on a semaphore, which the loop
+** posts only when it sleeps (see take_sleeper).  The thread wakes the loop
+** with a uv_async_t when a job finished or has a batch of rows ready.
 **
 ** A query's rows come in batches of BATCH: the thread fills a batch, posts
 ** it and waits until the task on the loop has turned it into Lua tables and
