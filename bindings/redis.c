@@ -70,6 +70,7 @@ struct rconn {
   deferred flush;    /* the commands queued by the tasks that ran */
   char *err;         /* why the connection ended */
   uint64_t reply_ms; /* the watchdog; 0: none */
+  uint64_t heard;    /* loop time of the last reply, or of owing one */
   size_t owed;       /* replies owed to commands */
   /* connecting */
   task *connector;
@@ -212,17 +213,40 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 
 /* The watchdog. */
 
+/* The timer is not moved at every reply (a heap operation each): a reply
+   notes the time, and the timer, when it fires early, waits out the rest
+   of reply_ms from the last reply. */
 static void on_watchdog(uv_timer_t *tm) {
   rconn *rc = tm->data;
-  if (rc->owed > 0) drop(rc, "no reply from the server in time");
+  uint64_t quiet;
+  if (rc->owed == 0 || rc->ac == NULL) return;
+  quiet = uv_now(rc->h->loop) - rc->heard;
+  if (quiet >= rc->reply_ms)
+    drop(rc, "no reply from the server in time");
+  else
+    uv_timer_start(&rc->watchdog, on_watchdog, rc->reply_ms - quiet, 0);
 }
 
+/* Replies are owed from now (started) or none are (stopped). */
 static void arm(rconn *rc) {
   if (rc->reply_ms == 0 || rc->ac == NULL) return;
-  if (rc->owed > 0)
-    uv_timer_start(&rc->watchdog, on_watchdog, rc->reply_ms, 0);
-  else
+  if (rc->owed > 0) {
+    rc->heard = uv_now(rc->h->loop);
+    if (!uv_is_active((uv_handle_t *)&rc->watchdog))
+      uv_timer_start(&rc->watchdog, on_watchdog, rc->reply_ms, 0);
+  } else
     uv_timer_stop(&rc->watchdog);
+}
+
+/* The connection userdata at idx (luaL_checkudata without looking the
+   metatable up by name: the methods hold it as upvalue 2). */
+static rconn **toconn(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || !lua_getmetatable(L, idx) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(2)))
+    luaL_typeerror(L, idx, "luaio.redis");
+  lua_pop(L, 1);
+  return p;
 }
 
 /* Replies. */
@@ -255,8 +279,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     c->err = strdup(ac->errstr != NULL && ac->err ? ac->errstr
                     : rc->err                     ? rc->err
                                                   : "connection closed");
-  if (rc->owed > 0) rc->owed--;
-  arm(rc);
+  if (rc->owed > 0 && --rc->owed > 0)
+    rc->heard = uv_now(rc->h->loop);
+  else
+    arm(rc);
   if (c->t != NULL)
     luaio__wake(c->t, NULL, 0);
   else
@@ -338,7 +364,7 @@ static int k_call(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static rconn *checkconn(lua_State *L, int idx) {
-  rconn *rc = *(rconn **)luaL_checkudata(L, idx, "luaio.redis");
+  rconn *rc = *toconn(L, idx);
   if (rc == NULL) luaL_error(L, "attempt to use a closed connection");
   return rc;
 }
@@ -367,31 +393,41 @@ static size_t format_int(char *buf, lua_Integer v) {
   return len;
 }
 
-/* Send argv from index `first`; 0 or an error raised. */
-static int send_argv(lua_State *L, rconn *rc, int first, redisCallbackFn *fn,
-                     void *priv) {
-  int n = lua_gettop(L) - first + 1, i, rv;
-  const char *small[ARGV_SMALL], **argv = small;
-  size_t smalllen[ARGV_SMALL], *lens = smalllen;
-  luaL_argcheck(L, n >= 1, first, "a command expected");
-  if (n > ARGV_SMALL) {
-    argv = lua_newuserdatauv(L, (size_t)n * sizeof *argv, 0);
-    lens = lua_newuserdatauv(L, (size_t)n * sizeof *lens, 0);
-  }
+/* A command's arguments as hiredis takes them. */
+typedef struct cmdargs {
+  int n;
+  const char **argv;
+  size_t *lens;
+  const char *small[ARGV_SMALL];
+  size_t smalllen[ARGV_SMALL];
   char digits[ARGV_SMALL][24]; /* integers, written without a Lua string */
+} cmdargs;
+
+/* The arguments from index `first` into a (raises on a bad one). */
+static void get_args(lua_State *L, int first, cmdargs *a) {
+  int n = lua_gettop(L) - first + 1, i;
+  luaL_argcheck(L, n >= 1, first, "a command expected");
+  a->n = n;
+  a->argv = a->small;
+  a->lens = a->smalllen;
+  if (n > ARGV_SMALL) {
+    a->argv = lua_newuserdatauv(L, (size_t)n * sizeof *a->argv, 0);
+    a->lens = lua_newuserdatauv(L, (size_t)n * sizeof *a->lens, 0);
+  }
   for (i = 0; i < n; i++) {
     int idx = first + i, t = lua_type(L, idx);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
-      return luaL_argerror(L, idx, "string or number expected");
+      luaL_argerror(L, idx, "string or number expected");
     if (i < ARGV_SMALL && lua_isinteger(L, idx)) {
-      lens[i] = format_int(digits[i], lua_tointeger(L, idx));
-      argv[i] = digits[i];
+      a->lens[i] = format_int(a->digits[i], lua_tointeger(L, idx));
+      a->argv[i] = a->digits[i];
     } else
-      argv[i] = lua_tolstring(L, idx, &lens[i]);
+      a->argv[i] = lua_tolstring(L, idx, &a->lens[i]);
   }
-  rv = redisAsyncCommandArgv(rc->ac, fn, priv, n, argv, lens);
-  if (rv != REDIS_OK) return luaL_error(L, "redis: cannot send the command");
-  return 0;
+}
+
+static int send_args(rconn *rc, cmdargs *a, redisCallbackFn *fn, void *priv) {
+  return redisAsyncCommandArgv(rc->ac, fn, priv, a->n, a->argv, a->lens);
 }
 
 /* conn:call(cmd, ...) -> reply (raises RedisError, ConnectionError) */
@@ -399,23 +435,19 @@ static int redis_call(lua_State *L) {
   rconn *rc = checkconn(L, 1);
   task *t;
   rcommand *c;
+  cmdargs a;
   check_alive(L, rc);
   if (rc->subscribed) return luaL_error(L, "a subscription connection");
   t = luaio__enter_wait(L, rc->h);
+  get_args(L, 2, &a);
   c = calloc(1, sizeof *c);
   if (c == NULL) return luaL_error(L, "not enough memory");
   c->rc = rc;
   c->t = t;
-  for (int i = 2; i <= lua_gettop(L); i++)
-    if (lua_type(L, i) != LUA_TSTRING && lua_type(L, i) != LUA_TNUMBER) {
-      free(c);
-      return luaL_argerror(L, i, "string or number expected");
-    }
-  if (lua_gettop(L) < 2) {
+  if (send_args(rc, &a, on_reply, c) != REDIS_OK) {
     free(c);
-    return luaL_argerror(L, 2, "a command expected");
+    return luaL_error(L, "redis: cannot send the command");
   }
-  send_argv(L, rc, 2, on_reply, c);
   rc->owed++;
   if (rc->owed == 1) arm(rc);
   lua_settop(L, 1);
@@ -470,9 +502,12 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv) {
 /* conn:_subscribe(cmd, channel, ...): sends (P)SUBSCRIBE */
 static int redis_subscribe(lua_State *L) {
   rconn *rc = checkconn(L, 1);
+  cmdargs a;
   check_alive(L, rc);
   luaL_checkstring(L, 2);
-  send_argv(L, rc, 2, on_message, rc);
+  get_args(L, 2, &a);
+  if (send_args(rc, &a, on_message, rc) != REDIS_OK)
+    return luaL_error(L, "redis: cannot send the command");
   rc->subscribed = 1;
   return 0;
 }
@@ -660,7 +695,7 @@ static int redis_connect(lua_State *L) {
 
 /* conn:alive() -> boolean */
 static int redis_alive(lua_State *L) {
-  rconn *rc = *(rconn **)luaL_checkudata(L, 1, "luaio.redis");
+  rconn *rc = *toconn(L, 1);
   lua_pushboolean(L, rc != NULL && rc->ac != NULL && !rc->closing);
   return 1;
 }
@@ -668,7 +703,7 @@ static int redis_alive(lua_State *L) {
 /* conn:close(): pending commands get ConnectionError; closing again is
    harmless */
 static int redis_close(lua_State *L) {
-  rconn *rc = *(rconn **)luaL_checkudata(L, 1, "luaio.redis");
+  rconn *rc = *toconn(L, 1);
   if (rc != NULL) {
     if (rc->ac != NULL) rc->user_closed = 1;
     drop(rc, "connection closed");
@@ -677,7 +712,7 @@ static int redis_close(lua_State *L) {
 }
 
 static int redis_gc(lua_State *L) {
-  rconn **p = luaL_checkudata(L, 1, "luaio.redis"), *rc = *p;
+  rconn **p = toconn(L, 1), *rc = *p;
   if (rc == NULL) return 0;
   *p = NULL;
   drop(rc, "connection closed");
@@ -690,7 +725,7 @@ static int redis_gc(lua_State *L) {
 
 /* tostring(conn) -> "luaio.redis (…, n owed)" */
 static int redis_tostring(lua_State *L) {
-  rconn *rc = *(rconn **)luaL_checkudata(L, 1, "luaio.redis");
+  rconn *rc = *toconn(L, 1);
   if (rc == NULL || rc->ac == NULL)
     lua_pushliteral(L, "luaio.redis (closed)");
   else
@@ -713,13 +748,22 @@ int luaopen_luaio__redis(lua_State *L) {
   luaio *h = luaio__open_host(L);
   luaL_newmetatable(L, "luaio.redis");
   lua_pushlightuserdata(L, h);
-  luaL_setfuncs(L, conn_methods, 1);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, conn_methods, 2);
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &connkey);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 3);
   lua_pushlightuserdata(L, h);
   lua_pushcclosure(L, redis_connect, 1);
   lua_setfield(L, -2, "connect");
+  /* conn:call and conn:alive as plain functions too, for r:call's fast
+     path (no method lookup through the metatable) */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &connkey);
+  lua_getfield(L, -1, "call");
+  lua_setfield(L, -3, "call");
+  lua_getfield(L, -1, "alive");
+  lua_setfield(L, -3, "alive");
+  lua_pop(L, 1);
   return 1;
 }

@@ -6,8 +6,9 @@
 ** connections running long queries there would hold every thread and stall
 ** a file read behind them.  So each connection, as aiosqlite does, has one
 ** thread that runs its jobs one after another from a FIFO queue protected
-** by a mutex and a condition variable; the thread wakes the loop with a
-** uv_async_t when a job finished or has a batch of rows ready.
+** by a mutex; with nothing queued it sleeps on a semaphore, which the loop
+** posts only when it sleeps (see take_sleeper).  The thread wakes the loop
+** with a uv_async_t when a job finished or has a batch of rows ready.
 **
 ** A query's rows come in batches of BATCH: the thread fills a batch, posts
 ** it and waits until the task on the loop has turned it into Lua tables and
@@ -217,6 +218,7 @@ typedef struct sqljob {
   int kind, mode;                  /* J_*, M_* */
   int state;                       /* Q_*: under the mutex */
   unsigned char cancelled, posted; /* under the mutex */
+  unsigned char done;              /* the loop's: it was posted done */
   char *sql;                       /* J_OPEN: the path */
   size_t sqllen;
   int flags, busy_ms; /* J_OPEN */
@@ -250,12 +252,14 @@ typedef struct sqlconn {
   uv_async_t async;
   uv_thread_t thread;
   uv_mutex_t mu;
-  uv_cond_t cond;
+  uv_cond_t cond; /* a batch taken, a job cancelled */
+  uv_sem_t idle;  /* posted once to wake the thread waiting for a job */
   /* under the mutex */
   sqljob *qhead, *qtail; /* to run */
   sqljob *running;
   sqljob *dhead, *dtail; /* for the loop */
   unsigned char quit;
+  unsigned char asleep; /* the thread waits on idle for a job */
   /* the thread's own */
   sqlite3 *db;
   cached cache[NCACHE];
@@ -285,7 +289,10 @@ static void free_job(sqljob *j) {
 
 /* The thread. */
 
-/* Under the mutex: hand j to the loop. */
+/* Under the mutex: hand j to the loop, which the caller wakes with
+   uv_async_send once it released the mutex (woken under it, the loop
+   would block at once on the mutex in on_async).  The handle stays until
+   the thread is joined. */
 static void post(sqlconn *c, sqljob *j) {
   if (!j->posted) {
     j->posted = 1;
@@ -296,7 +303,6 @@ static void post(sqlconn *c, sqljob *j) {
       c->dhead = j;
     c->dtail = j;
   }
-  uv_async_send(&c->async);
 }
 
 static void set_error(sqlconn *c, sqljob *j, int rc) {
@@ -410,6 +416,9 @@ static int deliver(sqlconn *c, sqljob *j) {
   if (!j->cancelled && !c->quit) {
     j->state = Q_BATCH;
     post(c, j);
+    uv_mutex_unlock(&c->mu);
+    uv_async_send(&c->async);
+    uv_mutex_lock(&c->mu);
     while (j->state == Q_BATCH && !j->cancelled && !c->quit)
       uv_cond_wait(&c->cond, &c->mu);
   }
@@ -609,8 +618,13 @@ static void worker(void *arg) {
   uv_mutex_lock(&c->mu);
   for (;;) {
     sqljob *j;
-    while (c->qhead == NULL && !c->quit)
-      uv_cond_wait(&c->cond, &c->mu);
+    int last;
+    while (c->qhead == NULL && !c->quit) {
+      c->asleep = 1; /* cleared by whoever posts idle */
+      uv_mutex_unlock(&c->mu);
+      uv_sem_wait(&c->idle);
+      uv_mutex_lock(&c->mu);
+    }
     if (c->quit) break;
     j = c->qhead;
     c->qhead = j->next;
@@ -623,7 +637,11 @@ static void worker(void *arg) {
     c->running = NULL;
     j->state = Q_DONE;
     post(c, j);
-    if (j->kind == J_CLOSE) break;
+    last = j->kind == J_CLOSE; /* once posted, j is the loop's */
+    uv_mutex_unlock(&c->mu);
+    uv_async_send(&c->async);
+    if (last) return; /* the database is closed */
+    uv_mutex_lock(&c->mu);
   }
   uv_mutex_unlock(&c->mu);
   if (c->db != NULL) close_db(c); /* quit: the host is going */
@@ -644,6 +662,7 @@ static void update_ref(sqlconn *c) {
 static void free_conn(sqlconn *c) {
   uv_mutex_destroy(&c->mu);
   uv_cond_destroy(&c->cond);
+  uv_sem_destroy(&c->idle);
   free(c->path);
   free(c);
 }
@@ -667,26 +686,24 @@ static void on_async(uv_async_t *a) {
   sqlconn *c = a->data;
   sqljob *list, *j, *next;
   int closed = 0;
-  uv_mutex_lock(&c->mu);
+  uv_mutex_lock(&c->mu); /* once for the whole list */
   list = c->dhead;
   c->dhead = c->dtail = NULL;
-  for (j = list; j != NULL; j = j->next)
+  for (j = list; j != NULL; j = j->next) {
     j->posted = 0;
+    j->done = j->state == Q_DONE; /* a posted job's state stays */
+  }
   uv_mutex_unlock(&c->mu);
   for (j = list; j != NULL; j = next) {
-    int state;
     next = j->next;
-    uv_mutex_lock(&c->mu);
-    state = j->state;
-    uv_mutex_unlock(&c->mu);
-    if (state == Q_DONE) {
+    if (j->done) {
       c->pending--;
       c->autocommit = j->autocommit;
       if (j->kind == J_CLOSE) closed = 1;
     }
     if (j->t != NULL)
       luaio__wake(j->t, NULL, 0);
-    else if (state == Q_DONE)
+    else if (j->done)
       free_job(j);
   }
   if (closed)
@@ -695,7 +712,19 @@ static void on_async(uv_async_t *a) {
     update_ref(c);
 }
 
+/* Under the mutex: 1 if the thread waits for a job, and is to be woken
+   by posting idle once the mutex is released.  The thread waits on a
+   semaphore, not on cond with the mutex: glibc's condition variable
+   hands the mutex back marked contended, so every unlock after a wait
+   was a futex call (docs/databases.md, "Latency"). */
+static int take_sleeper(sqlconn *c) {
+  if (!c->asleep) return 0;
+  c->asleep = 0;
+  return 1;
+}
+
 static void submit(sqlconn *c, sqljob *j) {
+  int wake;
   uv_mutex_lock(&c->mu);
   j->state = Q_QUEUED;
   j->next = NULL;
@@ -704,8 +733,9 @@ static void submit(sqlconn *c, sqljob *j) {
   else
     c->qhead = j;
   c->qtail = j;
-  uv_cond_broadcast(&c->cond);
+  wake = take_sleeper(c);
   uv_mutex_unlock(&c->mu);
+  if (wake) uv_sem_post(&c->idle); /* idle lives as long as c */
   c->pending++;
   update_ref(c);
 }
@@ -714,10 +744,13 @@ static void submit_close(sqlconn *c, task *t) {
   sqljob *j = calloc(1, sizeof *j);
   c->closing = 1;
   if (j == NULL) { /* the host's quit path still ends the thread */
+    int wake;
     uv_mutex_lock(&c->mu);
     c->quit = 1;
     uv_cond_broadcast(&c->cond);
+    wake = take_sleeper(c);
     uv_mutex_unlock(&c->mu);
+    if (wake) uv_sem_post(&c->idle);
     finish_close(c);
     return;
   }
@@ -731,12 +764,15 @@ static void submit_close(sqlconn *c, task *t) {
 static void res_close(resource *r) {
   sqlconn *c = container_of(r, sqlconn, res);
   sqljob *j, *next;
+  int wake;
   c->closing = 1;
   uv_mutex_lock(&c->mu);
   c->quit = 1;
   if (c->running != NULL && c->db != NULL) sqlite3_interrupt(c->db);
   uv_cond_broadcast(&c->cond);
+  wake = take_sleeper(c);
   uv_mutex_unlock(&c->mu);
+  if (wake) uv_sem_post(&c->idle);
   if (c->thread_ok && !c->joined) {
     uv_thread_join(&c->thread);
     c->thread_ok = 0;
@@ -1184,6 +1220,7 @@ static int sqlite_open(lua_State *L) {
   c->autocommit = 1;
   uv_mutex_init(&c->mu);
   uv_cond_init(&c->cond);
+  uv_sem_init(&c->idle, 0);
   uv_async_init(h->loop, &c->async, on_async);
   c->async.data = c;
   *p = c;

@@ -107,4 +107,29 @@ describe("aio.redis cancellation", function()
       end)
     end)
   end)
+
+  it("the watchdog counts from the last reply: replies owed for longer "
+     .. "than reply_timeout, each coming within it, keep the connection",
+     function()
+    run(function()
+      -- Each script keeps the server busy 0.2 s; sent 0.1 s apart (Redis
+      -- answers a batch read at once all together), four owe replies
+      -- for 0.8 s, every gap well under the 0.5 s timeout.
+      local busy = "local t = redis.call('TIME') "
+                   .. "local s = t[1] * 1e6 + t[2] repeat t = "
+                   .. "redis.call('TIME') until t[1] * 1e6 + t[2] - s "
+                   .. ">= 200000 return 1"
+      local r <close> = client{reply_timeout = 0.5}
+      local tasks = {}
+      for i = 1, 4 do
+        tasks[i] = aio.spawn(function()
+          aio.sleep((i - 1) * 0.1)
+          return r:call("EVAL", busy, 0)
+        end)
+      end
+      for i = 1, 4 do assert.equal(1, tasks[i]:await()) end
+      assert.equal("PONG", r:call("PING"))
+      assert.matches("0 owed", tostring(r.conn))
+    end)
+  end)
 end)

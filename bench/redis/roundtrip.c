@@ -1,8 +1,9 @@
-/* bench/redis/roundtrip.c PORT N: the same as roundtrip.lua with hiredis
+/* bench/redis/roundtrip.c PORT N [MODE]: the same as roundtrip.lua with hiredis
    called directly: sequential round trips, and 50 commands in flight at
    a time (redisAppendCommand, then 50 replies): the floor. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <hiredis/hiredis.h>
 
@@ -17,13 +18,20 @@ int main(int argc, char **argv) {
   redisContext *c = redisConnect("127.0.0.1", port);
   redisReply *r;
   double t0;
+  const char *mode = argc > 3 ? argv[3] : "";
   if (c == NULL || c->err) return 1;
-  t0 = now();
-  for (i = 0; i < n / 2; i++) {
-    freeReplyObject(redisCommand(c, "SET bench:k %d", i));
-    freeReplyObject(redisCommand(c, "GET bench:k"));
+  if (strcmp(mode, "pipelined") != 0) {
+    t0 = now();
+    for (i = 0; i < n / 2; i++) {
+      freeReplyObject(redisCommand(c, "SET bench:k %d", i));
+      freeReplyObject(redisCommand(c, "GET bench:k"));
+    }
+    printf("sequential %.3e\n", (now() - t0) / n);
   }
-  printf("sequential %.3e\n", (now() - t0) / n);
+  if (strcmp(mode, "sequential") == 0) {
+    redisFree(c);
+    return 0;
+  }
   t0 = now();
   for (i = 0; i < n / 50; i++) {
     for (k = 0; k < 25; k++) {

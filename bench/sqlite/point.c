@@ -1,5 +1,5 @@
-/* bench/sqlite/point.c N ROWS: the same as point.lua with SQLite called
-   directly (synchronous, one thread): the floor. */
+/* bench/sqlite/point.c N [ROWS]: the same as point.lua with SQLite
+   called directly (synchronous, one thread): the floor. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -38,6 +38,14 @@ int main(int argc, char **argv) {
     sqlite3_reset(st);
   }
   printf("point %.3e\n", (now() - t0) / n);
+  /* one thread has no concurrency to use: the same loop is the floor */
+  t0 = now();
+  for (i = 0; i < n; i++) {
+    sqlite3_bind_int(st, 1, i % 1000 + 1);
+    if (sqlite3_step(st) == SQLITE_ROW) (void)sqlite3_column_text(st, 0);
+    sqlite3_reset(st);
+  }
+  printf("concurrent %.3e\n", (now() - t0) / n);
   sqlite3_finalize(st);
   sqlite3_exec(db,
                "CREATE TABLE big(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)", 0,

@@ -1,4 +1,4 @@
-# bench/sqlite/point.py N: the same as point.lua with aiosqlite.
+# bench/sqlite/point.py N [ROWS]: the same as point.lua with aiosqlite.
 import asyncio, sys, time
 import aiosqlite
 
@@ -19,6 +19,12 @@ async def main():
         for i in range(N):
             await val(i % 1000 + 1)
         print("point %.3e" % ((time.monotonic() - t0) / N))
+        async def worker(k):
+            for i in range(k, N, 50):
+                await val(i % 1000 + 1)
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker(k) for k in range(50)))
+        print("concurrent %.3e" % ((time.monotonic() - t0) / N))
         await c.execute("CREATE TABLE big(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)")
         rows = [(i, i * 2, "row") for i in range(1, ROWS + 1)]
         t0 = time.monotonic()

@@ -13,6 +13,7 @@ local aio = require "luaio"
 local db = require "luaio.db"
 local C = require "luaio._redis"
 local pool_mod = require "luaio.patterns.pool"
+local conn_call, conn_alive = C.call, C.alive -- c:call, c:alive
 
 local M = {}
 local Client = {}
@@ -104,7 +105,10 @@ function M.connect(opts)
   check_opts(opts, "connect")
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  local self = setmetatable({opts = o, lock = aio.lock()}, client_mt)
+  -- closed is a field from the start: r:call's test of it then finds it
+  -- in the table, not by a miss through the metatable.
+  local self = setmetatable({opts = o, lock = aio.lock(), closed = false},
+                            client_mt)
   self.conn = open(o)
   return self
 end
@@ -171,8 +175,8 @@ local plain, nplain = {}, 0
 -- r:call(cmd, ...) -> reply
 function Client:call(...)
   local cmd, c = ..., self.conn
-  if plain[cmd] and not self.closed and c ~= nil and c:alive() then
-    return c:call(...)
+  if plain[cmd] and not self.closed and c ~= nil and conn_alive(c) then
+    return conn_call(c, ...)
   end
   closed_check(self)
   local name = upper(cmd)
