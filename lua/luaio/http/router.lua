@@ -111,10 +111,7 @@ local function dispatch(self, req)
   local allowed
   if byp then
     local fn = byp[method] or (method == "HEAD" and byp.GET)
-    if fn then
-      req.params = {}
-      return fn
-    end
+    if fn then return fn end -- req.params: {} on first use (server.lua)
     allowed = {}
     for m in pairs(byp) do allowed[m] = true end
   end
@@ -142,8 +139,13 @@ local function dispatch(self, req)
 end
 
 local function endpoint(self)
+  local exact = self.exact
   return function(req)
-    local fn, res = dispatch(self, req)
+    local byp = exact[req.path] -- an exact route of its method: at once
+    local fn = byp and byp[req.method]
+    if fn then return fn(req) end
+    local res
+    fn, res = dispatch(self, req)
     if fn == nil then return res end
     return fn(req)
   end

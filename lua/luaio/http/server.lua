@@ -28,13 +28,28 @@ local function parse_query(qs)
   return q
 end
 
+-- A request is built with method, path and its packed head _h alone; the
+-- other fields are made from _h on first use (core.field) and kept in it.
+local LAZY = {target = true, raw_path = true, path = true,
+              query_string = true, version = true, keep_alive = true,
+              upgrade = true, expect_continue = true, headers = true}
+local field = core.field
+
 local function request_index(req, k)
+  local m = Request[k]
+  if m ~= nil then return m end
+  if LAZY[k] then return field(req, k) end
   if k == "query" then
-    local q = parse_query(rawget(req, "query_string"))
+    local q = parse_query(req.query_string)
     rawset(req, "query", q)
     return q
   end
-  return Request[k]
+  if k == "params" then -- no route captures (set by the router otherwise)
+    local p = {}
+    rawset(req, "params", p)
+    return p
+  end
+  return nil
 end
 
 -- The requests of one connection share a metatable that knows the
@@ -60,7 +75,7 @@ end
 -- the status to answer (413, 400, 408) when the body is refused.
 local function read_chunk(req)
   if rawget(req, "_done") or req._cx.current ~= req then return nil end
-  if rawget(req, "expect_continue") and not rawget(req, "_continued") then
+  if req.expect_continue and not rawget(req, "_continued") then
     rawset(req, "_continued", true)
     req._stream:write("HTTP/1.1 100 Continue\r\n\r\n")
   end
@@ -208,9 +223,8 @@ local function respond(srv, c, stream, req, cx)
   end
   if type(res) == "string" and not srv.access_log then
     -- the common answer: nothing in it raises but a cancelled write
-    local close = not req.keep_alive or srv.closing
-    return stream:write(c:response(200, true, res, close, -- TEXT, in C
-                                   req.method == "HEAD")) ~= nil and not close
+    local bytes, keep = c:reply(res, srv.closing) -- 200 TEXT, in C
+    return stream:write(bytes) ~= nil and keep
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
@@ -242,12 +256,11 @@ local function connection(srv, stream)
     c:close()
   end})
   while true do
-    local head, status = c:next()
-    if head == nil then
+    local req, status = c:next(mt)
+    if req == nil then
       if status then reject(c, stream, status) end
       return
     end
-    local req = setmetatable(head, mt)
     if not respond(srv, c, stream, req, cx) then return end
   end
 end
