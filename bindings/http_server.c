@@ -482,6 +482,9 @@ enum {
 };
 #define PK_FIXED 4
 #define PK_FIELD 8
+/* Lua 5.4 hashes and interns strings of up to 40 bytes (LUAI_MAXSHORTLEN);
+   a packed head is padded to a longer one, which is only copied. */
+#define PK_MIN 41
 
 static void put16(char *p, size_t v) {
   p[0] = (char)(v & 0xff);
@@ -539,7 +542,7 @@ static void push_head(lua_State *L, conn *c, int keys) {
   lua_rawset(L, -3);
   KEY(K_PACKED);
   n = PK_FIXED + PK_FIELD * (size_t)c->nfields + c->hlen;
-  p = luaL_buffinitsize(L, &b, n);
+  p = luaL_buffinitsize(L, &b, n < PK_MIN ? PK_MIN : n);
   p[0] = (char)flags;
   p[1] = (char)c->nfields;
   put16(p + 2, c->url_len);
@@ -556,6 +559,10 @@ static void push_head(lua_State *L, conn *c, int keys) {
     put16(e + 6, vlen);
   }
   memcpy(p + PK_FIXED + PK_FIELD * (size_t)c->nfields, c->head, c->hlen);
+  if (n < PK_MIN) {
+    memset(p + n, 0, PK_MIN - n);
+    n = PK_MIN;
+  }
   luaL_pushresultsize(&b, n);
   lua_rawset(L, -3);
 }

@@ -54,9 +54,10 @@ end
 
 -- The requests of one connection share a metatable that knows the
 -- connection: req._conn, req._stream and req._cx (cx.current: the request
--- whose handler runs) cost nothing per request.
+-- whose handler runs; cx.reply and cx.write: the methods of the common
+-- answer, looked up once) cost nothing per request.
 local function request_mt(c, stream)
-  local cx = {current = false}
+  local cx = {current = false, reply = c.reply, write = stream.write}
   return {__name = "luaio.HttpRequest", __index = function(req, k)
     if k == "_conn" then return c end
     if k == "_stream" then return stream end
@@ -223,8 +224,8 @@ local function respond(srv, c, stream, req, cx)
   end
   if type(res) == "string" and not srv.access_log then
     -- the common answer: nothing in it raises but a cancelled write
-    local bytes, keep = c:reply(res, srv.closing) -- 200 TEXT, in C
-    return stream:write(bytes) ~= nil and keep
+    local bytes, keep = cx.reply(c, res, srv.closing) -- 200 TEXT, in C
+    return cx.write(stream, bytes) ~= nil and keep
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
@@ -250,13 +251,14 @@ end
 local function connection(srv, stream)
   local c = core.conn(stream, srv.limits)
   local mt, cx = request_mt(c, stream)
+  local next = c.next
   srv.conns[c] = aio.current_task()
   local _ <close> = setmetatable({}, {__close = function()
     srv.conns[c] = nil
     c:close()
   end})
   while true do
-    local req, status = c:next(mt)
+    local req, status = next(c, mt)
     if req == nil then
       if status then reject(c, stream, status) end
       return
