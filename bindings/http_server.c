@@ -1035,12 +1035,14 @@ static const char *date_of(conn *c) {
    box never has to be on top of the stack while the fields are walked).
    hidx: the handler's fields (0: none, -1: TEXT_PLAIN alone).  length:
    >= 0 Content-Length, -1 chunked, -2 none.  Returns where the
-   extra bytes go; luaL_pushresultsize(b, *total) ends it. */
+   extra bytes go; luaL_pushresultsize(b, *total) ends it.  With b NULL
+   the head is written at fixed (cap bytes) instead, or NULL returned when
+   it and the extra bytes would not fit. */
 #define TEXT_PLAIN "content-type: text/plain; charset=utf-8\r\n"
 
 static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
                         int hidx, lua_Integer length, int close, size_t extra,
-                        size_t *total) {
+                        size_t *total, char *fixed, size_t cap) {
   char cl[40], *clp = cl + sizeof cl, *p;
   const char *framing = NULL;
   const char *why = reason(status), *date = date_of(c), *tail;
@@ -1072,7 +1074,11 @@ static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
   /* "HTTP/1.1 200 OK\r\nDate: ...\r\n" (status is 100..999) */
   n = 13 + whylen + 8 + datelen + 2 + nf + cllen + taillen;
   *total = n + extra;
-  p = luaL_buffinitsize(L, b, *total);
+  if (b == NULL) {
+    if (*total > cap) return NULL;
+    p = fixed;
+  } else
+    p = luaL_buffinitsize(L, b, *total);
   memcpy(p, "HTTP/1.1 ", 9);
   p[9] = (char)('0' + status / 100);
   p[10] = (char)('0' + status / 10 % 10);
@@ -1121,28 +1127,61 @@ static int conn_response(lua_State *L) {
                  lua_isnil(L, 3)                  ? 0
                  : lua_type(L, 3) == LUA_TBOOLEAN ? -lua_toboolean(L, 3)
                                                   : 3,
-                 (lua_Integer)blen, close, sent, &total);
+                 (lua_Integer)blen, close, sent, &total, NULL, 0);
   memcpy(p, body, sent);
   luaL_pushresultsize(&b, total);
   return 1;
 }
 
-/* conn:reply(body, closing) -> bytes, keep: the 200 text/plain answer
-   body to the request whose head came last (no body for HEAD), with
+/* Write mem[0..len) to the plain stream s now, or queue what the socket
+   did not take (s->queued grows); 0 or a libuv error. */
+static int send_now(stream *s, const char *mem, size_t len) {
+  size_t off = 0;
+  char *rest;
+  if (s->queued == 0 && s->u.stream.write_queue_size == 0) {
+    uv_buf_t b = uv_buf_init((char *)mem, (unsigned)len);
+    int n = uv_try_write(&s->u.stream, &b, 1);
+    if (n >= 0)
+      off = (size_t)n;
+    else if (n != UV_EAGAIN && n != UV_ENOSYS)
+      return n;
+    if (off == len) return 0;
+  }
+  if ((rest = malloc(len - off)) == NULL) return UV_ENOMEM;
+  memcpy(rest, mem + off, len - off);
+  return luaio__stream_send(s, rest, len - off); /* frees rest */
+}
+
+/* conn:reply(body, closing) -> sent, keep: the 200 text/plain answer body
+   to the request whose head came last (no body for HEAD), with
    Connection: close when closing or when that request does not keep the
-   connection alive (then keep is false) */
+   connection alive (then keep is false).  sent: true when it was written
+   to the stream (as stream:write would, without waiting: it fitted under
+   the high-water mark), false when that failed, or the bytes to write
+   with stream:write (a TLS stream, a large body, a full queue). */
 static int conn_reply(lua_State *L) {
   conn *c = checkconn(L);
+  stream *s = c->sud->s;
   size_t blen, total;
   const char *body = luaL_checklstring(L, 2, &blen);
   int close = lua_toboolean(L, 3) || !http_should_keep_alive(&c->p);
   size_t sent = c->p.method == HTTP_HEAD ? 0 : blen;
   luaL_Buffer b;
-  char *p;
+  char *p, fixed[2048];
   lua_settop(L, 3);
-  p = build_head(L, c, &b, 200, -1, (lua_Integer)blen, close, sent, &total);
-  memcpy(p, body, sent);
-  luaL_pushresultsize(&b, total);
+  if (s != NULL && s->tls == NULL && !s->shut && !s->werr &&
+      (s->kind == SK_TCP || s->kind == SK_PIPE) &&
+      (p = build_head(L, c, NULL, 200, -1, (lua_Integer)blen, close, sent,
+                      &total, fixed, sizeof fixed)) != NULL &&
+      s->queued + total <= s->high) {
+    memcpy(p, body, sent);
+    lua_pushboolean(L, send_now(s, fixed, total) == 0);
+  } else {
+    p = build_head(L, c, &b, 200, -1, (lua_Integer)blen, close, sent, &total,
+                   NULL, 0);
+    memcpy(p, body, sent);
+    luaL_pushresultsize(&b, total);
+  }
   lua_pushboolean(L, !close);
   return 2;
 }
@@ -1160,7 +1199,7 @@ static int conn_head(lua_State *L) {
   luaL_Buffer b;
   lua_settop(L, 5);
   build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, length, close, 0,
-             &total);
+             &total, NULL, 0);
   luaL_pushresultsize(&b, total);
   return 1;
 }

@@ -224,8 +224,9 @@ local function respond(srv, c, stream, req, cx)
   end
   if type(res) == "string" and not srv.access_log then
     -- the common answer: nothing in it raises but a cancelled write
-    local bytes, keep = cx.reply(c, res, srv.closing) -- 200 TEXT, in C
-    return cx.write(stream, bytes) ~= nil and keep
+    local sent, keep = cx.reply(c, res, srv.closing) -- 200 TEXT, in C
+    if sent == true then return keep end
+    return sent and cx.write(stream, sent) ~= nil and keep
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
