@@ -132,3 +132,90 @@ describe("request fields", function()
     end)
   end)
 end)
+
+describe("string answers", function()
+  it("large ones and pipelined ones to a slow reader come out whole, in order", function()
+    support.run(function()
+      local big = ("x"):rep(100000)
+      local srv = assert(aio.http.serve(function(req)
+        if req.path == "/big" then return big end
+        return req.path
+      end))
+      local s = assert(aio.open_connection("127.0.0.1", srv.port))
+      -- big answers (written by stream:write) between small ones (by
+      -- conn:reply)
+      local n, nbig = 1000, 10
+      local parts = {}
+      for _ = 1, nbig do parts[#parts + 1] = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n" end
+      for i = 1, n do parts[#parts + 1] = "GET /" .. i .. " HTTP/1.1\r\nHost: a\r\n\r\n" end
+      parts[#parts + 1] = "GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+      local writer = aio.spawn(function() assert(s:write(table.concat(parts))) end)
+      aio.sleep(0.2) -- the server's answers fill the socket meanwhile
+      local all = s:read_all()
+      writer:await()
+      s:close()
+      srv:close()
+      local bodies = {}
+      local pos = 1
+      while pos <= #all do
+        local e = assert(all:find("\r\n\r\n", pos, true))
+        local len = tonumber(all:sub(pos, e):match("Content%-Length: (%d+)"))
+        bodies[#bodies + 1] = all:sub(e + 4, e + 3 + len)
+        pos = e + 4 + len
+      end
+      assert.equal(nbig + n + 1, #bodies)
+      for i = 1, nbig do assert(bodies[i] == big, "a big answer") end
+      assert(bodies[nbig + n + 1] == big, "the last big answer")
+      for i = 1, n do
+        if bodies[nbig + i] ~= "/" .. i then
+          error(("answer %d is %q"):format(i, bodies[nbig + i]))
+        end
+      end
+    end)
+  end)
+end)
+
+-- A client with a small receive buffer that reads late: the server's
+-- small answers find the socket full and are queued (in part).
+local SLOW = [[
+import socket, sys, time
+n = int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+reqs = b"".join(b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(1, n + 1))
+s.sendall(reqs + b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+time.sleep(0.5)
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    data += b
+pos, i = 0, 1
+while pos < len(data):
+    e = data.index(b"\r\n\r\n", pos)
+    head = data[pos:e].decode()
+    ln = int(head.split("Content-Length: ")[1].split("\r\n")[0])
+    body = data[e + 4:e + 4 + ln].decode()
+    want = "/%d" % i if i <= n else "/last"
+    if body != want: print("answer %d is %r" % (i, body)); sys.exit(1)
+    pos, i = e + 4 + ln, i + 1
+print("ok", i - 1)
+]]
+
+describe("string answers to a slow reader", function()
+  it("are queued when the socket is full and come out whole, in order", function()
+    if os.execute("/usr/bin/python3 -c pass 2>/dev/null") ~= true then return end
+    support.run(function()
+      local srv = assert(aio.http.serve(function(req) return req.path end))
+      local n = math.max(3000, math.floor(30000 * support.SCALE)) -- fills it
+      local p = aio.subprocess("/usr/bin/python3",
+                               {"-c", SLOW, tostring(srv.port), tostring(n)},
+                               {stdout = "pipe"})
+      local out = p.stdout:read_all()
+      assert.equal(0, p:wait().status)
+      assert.equal("ok " .. (n + 1) .. "\n", out)
+      srv:close()
+    end)
+  end)
+end)
