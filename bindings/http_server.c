@@ -1158,16 +1158,19 @@ static int send_now(stream *s, const char *mem, size_t len) {
    connection alive (then keep is false).  sent: true when it was written
    to the stream (as stream:write would, without waiting: it fitted under
    the high-water mark), false when that failed, or the bytes to write
-   with stream:write (a TLS stream, a large body, a full queue). */
+   with stream:write (a TLS stream, a large body, a full queue); nothing
+   when body is not a string (then the answer is another). */
 static int conn_reply(lua_State *L) {
   conn *c = checkconn(L);
   stream *s = c->sud->s;
-  size_t blen, total;
-  const char *body = luaL_checklstring(L, 2, &blen);
+  size_t blen, total, sent;
+  const char *body;
   int close = lua_toboolean(L, 3) || !http_should_keep_alive(&c->p);
-  size_t sent = c->p.method == HTTP_HEAD ? 0 : blen;
   luaL_Buffer b;
   char *p, fixed[2048];
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  body = lua_tolstring(L, 2, &blen);
+  sent = c->p.method == HTTP_HEAD ? 0 : blen;
   lua_settop(L, 3);
   if (s != NULL && s->tls == NULL && !s->shut && !s->werr &&
       (s->kind == SK_TCP || s->kind == SK_PIPE) &&

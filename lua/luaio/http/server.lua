@@ -222,11 +222,14 @@ local function respond(srv, c, stream, req, cx)
     stream:write(c:response(500, TEXT, "Internal Server Error\n", true, false))
     return false
   end
-  if type(res) == "string" and not srv.access_log then
-    -- the common answer: nothing in it raises but a cancelled write
+  if not srv.access_log then
+    -- the common answer, a string: nothing in it raises but a cancelled
+    -- write; sent is nil for any other answer
     local sent, keep = cx.reply(c, res, srv.closing) -- 200 TEXT, in C
     if sent == true then return keep end
-    return sent and cx.write(stream, sent) ~= nil and keep
+    if sent ~= nil then
+      return sent and cx.write(stream, sent) ~= nil and keep
+    end
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
