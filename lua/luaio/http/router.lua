@@ -166,7 +166,13 @@ end
 function App:handle(req)
   return (self.chain or chain(self))(req)
 end
+
+-- The function app:handle(req) calls now, for the server to call it
+-- without the method (app.chain is rebuilt after app:use).
+function M.entry(app) return app.chain or chain(app) end
+function M.is_app(t) return getmetatable(t) == app_mt end
 app_mt.__call = App.handle
+M.handle = App.handle
 
 -- app:static(prefix, dir): see luaio.http.static
 function App:static(prefix, dir, opts)

@@ -8,6 +8,7 @@ local aio = require "luaio"
 local core = require "luaio._http_server"
 local router = require "luaio.http.router"
 local upgraded = require("luaio.http.websocket").UPGRADED
+local entry = router.entry
 
 local M = {}
 
@@ -204,7 +205,9 @@ local function respond(srv, c, stream, req, cx)
   if srv.cancel_on_disconnect then c:watch() end -- until the next c:next()
   local app, ok, res = srv.app
   cx.current = req -- its body can be read until the handler returns
-  if app then
+  if srv.routed then -- aio.http.app(): its chain of middleware and routes
+    ok, res = xpcall(app.chain or entry(app), msgh, req)
+  elseif app then
     ok, res = xpcall(srv.handle, msgh, app, req)
   else
     ok, res = xpcall(srv.handler, msgh, req)
@@ -296,6 +299,7 @@ function M.serve(handler, opts)
   end
   local srv = setmetatable({
     handler = fn, app = app, handle = app and app.handle, conns = {},
+    routed = app ~= nil and router.is_app(app) and app.handle == router.handle,
     closing = false, log = opts.log,
     access_log = opts.access_log,
     cancel_on_disconnect = opts.cancel_on_disconnect and true or false,
