@@ -301,7 +301,7 @@ function M.serve(handler, opts)
     handler = fn, app = app, handle = app and app.handle, conns = {},
     routed = app ~= nil and router.is_app(app) and app.handle == router.handle,
     closing = false, log = opts.log,
-    access_log = opts.access_log,
+    access_log = opts.access_log or false, -- false: no lookup in Server
     cancel_on_disconnect = opts.cancel_on_disconnect and true or false,
     limits = {max_body_size = opts.max_body_size,
               header_timeout = opts.header_timeout,
