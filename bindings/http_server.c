@@ -424,7 +424,8 @@ static int http_decode(lua_State *L) {
   return 1;
 }
 
-/* The keys of the head's table, in the table at UV_KEYS. */
+/* The keys of the head's table, in the table at UV_KEYS, then the
+   method names (K_N + the method's number). */
 enum {
   K_METHOD = 1,
   K_TARGET,
@@ -439,104 +440,231 @@ enum {
   K_V10,
   K_V11,
   K_EMPTY,
+  K_PACKED,
   K_N
 };
+
+#define METHODS_N 40 /* http_parser 2.9 has 34 */
 
 static const char *const keynames[K_N] = {
     NULL,           "method",  "target",     "raw_path", "path",
     "query_string", "version", "keep_alive", "upgrade",  "expect_continue",
-    "headers",      "1.0",     "1.1",        ""};
+    "headers",      "1.0",     "1.1",        "",         "_h"};
 
 static void push_keys(lua_State *L) {
   int k;
-  lua_createtable(L, K_N - 1, 0);
+  lua_createtable(L, K_N - 1 + METHODS_N, 0);
   for (k = 1; k < K_N; k++) {
     lua_pushstring(L, keynames[k]);
     lua_rawseti(L, -2, k);
+  }
+  for (k = 0; k < METHODS_N; k++) {
+    lua_pushstring(L, http_method_str((enum http_method)k));
+    lua_rawseti(L, -2, K_N + k);
   }
 }
 
 /* Push the key k of the keys at index keys. */
 #define KEY(k) lua_rawgeti(L, keys, k)
 
-/* Push the request head as a table; keys: the index of push_keys' table. */
-static void push_head(lua_State *L, conn *c, int keys) {
-  const char *url = c->head;
-  size_t ulen = c->url_len, plen;
-  const char *path = url, *q;
-  int i;
-  lua_createtable(L, 0, 16); /* room for what server.lua adds */
-  KEY(K_METHOD);
-  lua_pushstring(L, http_method_str((enum http_method)c->p.method));
-  lua_rawset(L, -3);
-  KEY(K_TARGET);
-  lua_pushlstring(L, url, ulen);
-  lua_rawset(L, -3);
-  if (ulen > 0 && url[0] != '/' && url[0] != '*') {
-    /* absolute-form: take the path after scheme://authority */
+/* The packed head, req._h: what the fields built on first use are made
+   of, one string per request (so a request kept after its handler
+   returned keeps its own).  A PK_FIXED-byte header (flags, the number of
+   fields, the target's length), then per field its name's offset and
+   length and its value's (trimmed), 2 bytes each, then the head buffer:
+   the target and the fields' bytes. */
+enum {
+  PF_V10 = 1,
+  PF_KEEP = 2,
+  PF_UPGRADE = 4,
+  PF_EXPECT = 8,
+  PF_CONNECT = 16
+};
+#define PK_FIXED 4
+#define PK_FIELD 8
+/* Lua 5.4 hashes and interns strings of up to 40 bytes (LUAI_MAXSHORTLEN);
+   a packed head is padded to a longer one, which is only copied. */
+#define PK_MIN 41
+
+static void put16(char *p, size_t v) {
+  p[0] = (char)(v & 0xff);
+  p[1] = (char)(v >> 8);
+}
+
+static size_t get16(const char *p) {
+  return (size_t)(unsigned char)p[0] | (size_t)(unsigned char)p[1] << 8;
+}
+
+/* The path of the target url[0..ulen) (its absolute-form's path after
+   scheme://authority) and where its query begins (NULL: none). */
+static const char *target_path(const char *url, size_t *ulen, int connect,
+                               const char **q) {
+  const char *path = url;
+  if (*ulen > 0 && url[0] != '/' && url[0] != '*') {
     struct http_parser_url u;
     http_parser_url_init(&u);
-    if (http_parser_parse_url(url, ulen, c->p.method == HTTP_CONNECT, &u) ==
-            0 &&
+    if (http_parser_parse_url(url, *ulen, connect, &u) == 0 &&
         (u.field_set & (1 << UF_PATH))) {
       path = url + u.field_data[UF_PATH].off;
-      ulen -= (size_t)(path - url);
+      *ulen -= (size_t)(path - url);
     } else {
       path = "/";
-      ulen = 1;
+      *ulen = 1;
     }
   }
-  q = memchr(path, '?', ulen);
-  plen = q != NULL ? (size_t)(q - path) : ulen;
-  KEY(K_RAW_PATH);
-  lua_pushlstring(L, path, plen);
+  *q = memchr(path, '?', *ulen);
+  return path;
+}
+
+/* Push the request head as a table: method, path and the packed head
+   _h; the other fields are built from _h on first use (H.field).
+   keys: the index of push_keys' table. */
+static void push_head(lua_State *L, conn *c, int keys) {
+  size_t ulen = c->url_len, plen, n, i;
+  const char *path, *q;
+  char *p;
+  luaL_Buffer b;
+  int flags = (c->p.http_minor == 0 ? PF_V10 : 0) |
+              (http_should_keep_alive(&c->p) ? PF_KEEP : 0) |
+              (c->p.upgrade ? PF_UPGRADE : 0) | (c->expect ? PF_EXPECT : 0) |
+              (c->p.method == HTTP_CONNECT ? PF_CONNECT : 0);
+  lua_createtable(L, 0, 4); /* room for one more: params, headers ... */
+  KEY(K_METHOD);
+  if (c->p.method < METHODS_N)
+    KEY(K_N + c->p.method);
+  else
+    lua_pushstring(L, http_method_str((enum http_method)c->p.method));
   lua_rawset(L, -3);
+  path = target_path(c->head, &ulen, flags & PF_CONNECT, &q);
+  plen = q != NULL ? (size_t)(q - path) : ulen;
   KEY(K_PATH);
   push_decoded(L, path, plen, 0);
   lua_rawset(L, -3);
-  KEY(K_QUERY_STRING);
-  if (q != NULL)
-    lua_pushlstring(L, q + 1, ulen - plen - 1);
-  else
-    KEY(K_EMPTY);
-  lua_rawset(L, -3);
-  KEY(K_VERSION);
-  KEY(c->p.http_minor == 0 ? K_V10 : K_V11);
-  lua_rawset(L, -3);
-  KEY(K_KEEP_ALIVE);
-  lua_pushboolean(L, http_should_keep_alive(&c->p));
-  lua_rawset(L, -3);
-  if (c->p.upgrade) {
-    KEY(K_UPGRADE);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-  }
-  if (c->expect) {
-    KEY(K_EXPECT);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-  }
-  KEY(K_HEADERS);
-  lua_createtable(L, 0, c->nfields);
-  for (i = 0; i < c->nfields; i++) {
+  KEY(K_PACKED);
+  n = PK_FIXED + PK_FIELD * (size_t)c->nfields + c->hlen;
+  p = luaL_buffinitsize(L, &b, n < PK_MIN ? PK_MIN : n);
+  p[0] = (char)flags;
+  p[1] = (char)c->nfields;
+  put16(p + 2, c->url_len);
+  for (i = 0; i < (size_t)c->nfields; i++) {
     field *f = &c->fields[i];
-    const char *v = c->head + f->value;
+    char *e = p + PK_FIXED + PK_FIELD * i;
     size_t vlen = f->vlen;
-    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+    while (vlen > 0 && (c->head[f->value + vlen - 1] == ' ' ||
+                        c->head[f->value + vlen - 1] == '\t'))
       vlen--;
-    lua_pushlstring(L, c->head + f->name, f->nlen);
+    put16(e, f->name);
+    put16(e + 2, f->nlen);
+    put16(e + 4, f->value);
+    put16(e + 6, vlen);
+  }
+  memcpy(p + PK_FIXED + PK_FIELD * (size_t)c->nfields, c->head, c->hlen);
+  if (n < PK_MIN) {
+    memset(p + n, 0, PK_MIN - n);
+    n = PK_MIN;
+  }
+  luaL_pushresultsize(&b, n);
+  lua_rawset(L, -3);
+}
+
+/* Push the headers of the packed head h[0..n) (checked) as a table:
+   names lower-cased, repeated fields joined with ", ". */
+static void push_headers(lua_State *L, const char *h, size_t nf,
+                         const char *head, size_t hlen) {
+  size_t i;
+  lua_createtable(L, 0, (int)nf);
+  for (i = 0; i < nf; i++) {
+    const char *e = h + PK_FIXED + PK_FIELD * i;
+    size_t no = get16(e), nl = get16(e + 2), vo = get16(e + 4),
+           vl = get16(e + 6);
+    if (no + nl > hlen || vo + vl > hlen) continue;
+    lua_pushlstring(L, head + no, nl);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TSTRING) { /* repeated: join with ", " */
       lua_pushliteral(L, ", ");
-      lua_pushlstring(L, v, vlen);
+      lua_pushlstring(L, head + vo, vl);
       lua_concat(L, 3);
     } else {
       lua_pop(L, 1);
-      lua_pushlstring(L, v, vlen);
+      lua_pushlstring(L, head + vo, vl);
     }
     lua_rawset(L, -3);
   }
-  lua_rawset(L, -3);
+}
+
+/* Push the field k (klen bytes) of the packed head h[0..n), or nothing
+   (returns 0) when it has none. */
+static int push_field(lua_State *L, const char *h, size_t n, const char *k,
+                      size_t klen) {
+  size_t nf, ulen, hoff, plen;
+  const char *head, *path, *q;
+  int flags;
+  if (n < PK_FIXED) return 0;
+  flags = (unsigned char)h[0];
+  nf = (unsigned char)h[1];
+  ulen = get16(h + 2);
+  hoff = PK_FIXED + PK_FIELD * nf;
+  if (hoff > n || ulen > n - hoff) return 0;
+  head = h + hoff;
+#define IS(s) (klen == sizeof s - 1 && memcmp(k, s, klen) == 0)
+  if (IS("headers")) {
+    push_headers(L, h, nf, head, n - hoff);
+    return 1;
+  }
+  if (IS("target")) {
+    lua_pushlstring(L, head, ulen);
+    return 1;
+  }
+  if (IS("version")) {
+    lua_pushstring(L, flags & PF_V10 ? "1.0" : "1.1");
+    return 1;
+  }
+  if (IS("keep_alive")) {
+    lua_pushboolean(L, flags & PF_KEEP);
+    return 1;
+  }
+  if (IS("upgrade") || IS("expect_continue")) {
+    if (!(flags & (k[0] == 'u' ? PF_UPGRADE : PF_EXPECT))) return 0;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  path = target_path(head, &ulen, flags & PF_CONNECT, &q);
+  plen = q != NULL ? (size_t)(q - path) : ulen;
+  if (IS("raw_path")) {
+    lua_pushlstring(L, path, plen);
+    return 1;
+  }
+  if (IS("path")) {
+    push_decoded(L, path, plen, 0);
+    return 1;
+  }
+  if (IS("query_string")) {
+    if (q != NULL)
+      lua_pushlstring(L, q + 1, ulen - plen - 1);
+    else
+      lua_pushliteral(L, "");
+    return 1;
+  }
+#undef IS
+  return 0;
+}
+
+/* H.field(req, k) -> the field k of req built from its packed head (and
+   kept in req), or nil */
+static int http_field(lua_State *L) {
+  size_t n, klen;
+  const char *h, *k;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  k = luaL_checklstring(L, 2, &klen);
+  lua_settop(L, 2);
+  lua_pushliteral(L, "_h");
+  if (lua_rawget(L, 1) != LUA_TSTRING) return 0;
+  h = lua_tolstring(L, 3, &n);
+  if (!push_field(L, h, n, k, klen)) return 0;
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
 }
 
 #undef KEY
@@ -573,6 +701,10 @@ static int next_step(lua_State *L, conn *c) {
       }
       if (r == P_HEAD) {
         push_head(L, c, lua_upvalueindex(UV_KEYS));
+        if (lua_istable(L, 2)) { /* conn:next(mt) */
+          lua_pushvalue(L, 2);
+          lua_setmetatable(L, -2);
+        }
         /* a message without a body is complete at once */
         if (!(c->p.flags & F_CHUNKED) &&
             (!(c->p.flags & F_CONTENTLENGTH) || c->p.content_length == 0))
@@ -609,11 +741,12 @@ static int k_next(lua_State *L, int status, lua_KContext ctx) {
   return next_step(L, c);
 }
 
-/* conn:next() -> head | nil (the connection is over) | nil, status */
+/* conn:next([mt]) -> head | nil (the connection is over) | nil, status;
+   mt: the head's metatable */
 static int conn_next(lua_State *L) {
   conn *c = checkconn(L);
   stream *s = c->sud->s;
-  lua_settop(L, 1);
+  lua_settop(L, 2);
   if (s != NULL) check_reader(L, s);
   if (c->watched != NULL) unwatch(c);
   c->timed_out = 0;
@@ -902,12 +1035,14 @@ static const char *date_of(conn *c) {
    box never has to be on top of the stack while the fields are walked).
    hidx: the handler's fields (0: none, -1: TEXT_PLAIN alone).  length:
    >= 0 Content-Length, -1 chunked, -2 none.  Returns where the
-   extra bytes go; luaL_pushresultsize(b, *total) ends it. */
+   extra bytes go; luaL_pushresultsize(b, *total) ends it.  With b NULL
+   the head is written at fixed (cap bytes) instead, or NULL returned when
+   it and the extra bytes would not fit. */
 #define TEXT_PLAIN "content-type: text/plain; charset=utf-8\r\n"
 
 static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
                         int hidx, lua_Integer length, int close, size_t extra,
-                        size_t *total) {
+                        size_t *total, char *fixed, size_t cap) {
   char cl[40], *clp = cl + sizeof cl, *p;
   const char *framing = NULL;
   const char *why = reason(status), *date = date_of(c), *tail;
@@ -939,7 +1074,11 @@ static char *build_head(lua_State *L, conn *c, luaL_Buffer *b, int status,
   /* "HTTP/1.1 200 OK\r\nDate: ...\r\n" (status is 100..999) */
   n = 13 + whylen + 8 + datelen + 2 + nf + cllen + taillen;
   *total = n + extra;
-  p = luaL_buffinitsize(L, b, *total);
+  if (b == NULL) {
+    if (*total > cap) return NULL;
+    p = fixed;
+  } else
+    p = luaL_buffinitsize(L, b, *total);
   memcpy(p, "HTTP/1.1 ", 9);
   p[9] = (char)('0' + status / 100);
   p[10] = (char)('0' + status / 10 % 10);
@@ -988,10 +1127,66 @@ static int conn_response(lua_State *L) {
                  lua_isnil(L, 3)                  ? 0
                  : lua_type(L, 3) == LUA_TBOOLEAN ? -lua_toboolean(L, 3)
                                                   : 3,
-                 (lua_Integer)blen, close, sent, &total);
+                 (lua_Integer)blen, close, sent, &total, NULL, 0);
   memcpy(p, body, sent);
   luaL_pushresultsize(&b, total);
   return 1;
+}
+
+/* Write mem[0..len) to the plain stream s now, or queue what the socket
+   did not take (s->queued grows); 0 or a libuv error. */
+static int send_now(stream *s, const char *mem, size_t len) {
+  size_t off = 0;
+  char *rest;
+  if (s->queued == 0 && s->u.stream.write_queue_size == 0) {
+    uv_buf_t b = uv_buf_init((char *)mem, (unsigned)len);
+    int n = uv_try_write(&s->u.stream, &b, 1);
+    if (n >= 0)
+      off = (size_t)n;
+    else if (n != UV_EAGAIN && n != UV_ENOSYS)
+      return n;
+    if (off == len) return 0;
+  }
+  if ((rest = malloc(len - off)) == NULL) return UV_ENOMEM;
+  memcpy(rest, mem + off, len - off);
+  return luaio__stream_send(s, rest, len - off); /* frees rest */
+}
+
+/* conn:reply(body, closing) -> sent, keep: the 200 text/plain answer body
+   to the request whose head came last (no body for HEAD), with
+   Connection: close when closing or when that request does not keep the
+   connection alive (then keep is false).  sent: true when it was written
+   to the stream (as stream:write would, without waiting: it fitted under
+   the high-water mark), false when that failed, or the bytes to write
+   with stream:write (a TLS stream, a large body, a full queue); nothing
+   when body is not a string (then the answer is another). */
+static int conn_reply(lua_State *L) {
+  conn *c = checkconn(L);
+  stream *s = c->sud->s;
+  size_t blen, total, sent;
+  const char *body;
+  int close = lua_toboolean(L, 3) || !http_should_keep_alive(&c->p);
+  luaL_Buffer b;
+  char *p, fixed[2048];
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  body = lua_tolstring(L, 2, &blen);
+  sent = c->p.method == HTTP_HEAD ? 0 : blen;
+  lua_settop(L, 3);
+  if (s != NULL && s->tls == NULL && !s->shut && !s->werr &&
+      (s->kind == SK_TCP || s->kind == SK_PIPE) &&
+      (p = build_head(L, c, NULL, 200, -1, (lua_Integer)blen, close, sent,
+                      &total, fixed, sizeof fixed)) != NULL &&
+      s->queued + total <= s->high) {
+    memcpy(p, body, sent);
+    lua_pushboolean(L, send_now(s, fixed, total) == 0);
+  } else {
+    p = build_head(L, c, &b, 200, -1, (lua_Integer)blen, close, sent, &total,
+                   NULL, 0);
+    memcpy(p, body, sent);
+    luaL_pushresultsize(&b, total);
+  }
+  lua_pushboolean(L, !close);
+  return 2;
 }
 
 /* conn:head(status, headers, length, close) -> bytes; length nil: chunked,
@@ -1007,7 +1202,7 @@ static int conn_head(lua_State *L) {
   luaL_Buffer b;
   lua_settop(L, 5);
   build_head(L, c, &b, status, lua_isnil(L, 3) ? 0 : 3, length, close, 0,
-             &total);
+             &total, NULL, 0);
   luaL_pushresultsize(&b, total);
   return 1;
 }
@@ -1082,12 +1277,13 @@ static int http_conn(lua_State *L) {
 
 static const luaL_Reg conn_methods[] = {
     {"next", conn_next},   {"chunk", conn_chunk}, {"response", conn_response},
-    {"head", conn_head},   {"stop", conn_stop},   {"idle", conn_idle},
-    {"state", conn_state}, {"watch", conn_watch}, {"close", conn_close},
-    {NULL, NULL}};
+    {"head", conn_head},   {"reply", conn_reply}, {"stop", conn_stop},
+    {"idle", conn_idle},   {"state", conn_state}, {"watch", conn_watch},
+    {"close", conn_close}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"conn", http_conn},
                                  {"decode", http_decode},
+                                 {"field", http_field},
                                  {"reason", http_reason},
                                  {NULL, NULL}};
 

@@ -42,6 +42,7 @@ UNREACHED(void luaio__list_push(waitlist *l, waiter *w))
 UNREACHED(void luaio__list_remove(waiter *w))
 UNREACHED(void luaio__stream_update(stream *s))
 UNREACHED(int luaio__task_cancel(task *t))
+UNREACHED(int luaio__stream_send(stream *s, char *mem, size_t len))
 void luaio__timer_remove(luaio *h, tnode *n) { (void)h, (void)n; }
 
 static lua_State *L;
@@ -49,6 +50,30 @@ static lua_State *L;
 static void bug(const char *what) {
   fprintf(stderr, "http_request_fuzz: %s\n", what);
   abort();
+}
+
+/* The fields made on first use from the head's packed _h (on top). */
+static void check_fields(conn *c) {
+  static const char *const names[] = {
+      "target",       "raw_path",        "path",
+      "query_string", "version",         "keep_alive",
+      "upgrade",      "expect_continue", "headers"};
+  size_t i, n, tlen;
+  const char *h;
+  lua_getfield(L, -1, "_h");
+  h = lua_tolstring(L, -1, &n);
+  if (h == NULL) bug("no packed head");
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    int top = lua_gettop(L);
+    if (push_field(L, h, n, names[i], strlen(names[i])) && i == 0) {
+      const char *t = lua_tolstring(L, -1, &tlen);
+      if (tlen != c->url_len || memcmp(t, c->head, tlen) != 0)
+        bug("the packed head's target differs");
+    } else if (i == 0)
+      bug("no target in the packed head");
+    lua_settop(L, top);
+  }
+  lua_pop(L, 1);
 }
 
 static void check_refusal(int status) {
@@ -151,6 +176,7 @@ static int drain(run *ru) {
       check_head(c);
       head_event(ru);
       push_head(L, c, 1); /* the keys at 1 */
+      check_fields(c);
       lua_settop(L, 1);
       /* the handler reads the body, or leaves it to be skipped */
       ru->reading = ru->mode < ru->mend ? *ru->mode & 1 : 0;

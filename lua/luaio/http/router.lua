@@ -111,10 +111,7 @@ local function dispatch(self, req)
   local allowed
   if byp then
     local fn = byp[method] or (method == "HEAD" and byp.GET)
-    if fn then
-      req.params = {}
-      return fn
-    end
+    if fn then return fn end -- req.params: {} on first use (server.lua)
     allowed = {}
     for m in pairs(byp) do allowed[m] = true end
   end
@@ -142,8 +139,13 @@ local function dispatch(self, req)
 end
 
 local function endpoint(self)
+  local exact = self.exact
   return function(req)
-    local fn, res = dispatch(self, req)
+    local byp = exact[req.path] -- an exact route of its method: at once
+    local fn = byp and byp[req.method]
+    if fn then return fn(req) end
+    local res
+    fn, res = dispatch(self, req)
     if fn == nil then return res end
     return fn(req)
   end
@@ -164,7 +166,13 @@ end
 function App:handle(req)
   return (self.chain or chain(self))(req)
 end
+
+-- The function app:handle(req) calls now, for the server to call it
+-- without the method (app.chain is rebuilt after app:use).
+function M.entry(app) return app.chain or chain(app) end
+function M.is_app(t) return getmetatable(t) == app_mt end
 app_mt.__call = App.handle
+M.handle = App.handle
 
 -- app:static(prefix, dir): see luaio.http.static
 function App:static(prefix, dir, opts)

@@ -8,6 +8,7 @@ local aio = require "luaio"
 local core = require "luaio._http_server"
 local router = require "luaio.http.router"
 local upgraded = require("luaio.http.websocket").UPGRADED
+local entry = router.entry
 
 local M = {}
 
@@ -28,20 +29,36 @@ local function parse_query(qs)
   return q
 end
 
+-- A request is built with method, path and its packed head _h alone; the
+-- other fields are made from _h on first use (core.field) and kept in it.
+local LAZY = {target = true, raw_path = true, path = true,
+              query_string = true, version = true, keep_alive = true,
+              upgrade = true, expect_continue = true, headers = true}
+local field = core.field
+
 local function request_index(req, k)
+  local m = Request[k]
+  if m ~= nil then return m end
+  if LAZY[k] then return field(req, k) end
   if k == "query" then
-    local q = parse_query(rawget(req, "query_string"))
+    local q = parse_query(req.query_string)
     rawset(req, "query", q)
     return q
   end
-  return Request[k]
+  if k == "params" then -- no route captures (set by the router otherwise)
+    local p = {}
+    rawset(req, "params", p)
+    return p
+  end
+  return nil
 end
 
 -- The requests of one connection share a metatable that knows the
 -- connection: req._conn, req._stream and req._cx (cx.current: the request
--- whose handler runs) cost nothing per request.
+-- whose handler runs; cx.reply and cx.write: the methods of the common
+-- answer, looked up once) cost nothing per request.
 local function request_mt(c, stream)
-  local cx = {current = false}
+  local cx = {current = false, reply = c.reply, write = stream.write}
   return {__name = "luaio.HttpRequest", __index = function(req, k)
     if k == "_conn" then return c end
     if k == "_stream" then return stream end
@@ -60,7 +77,7 @@ end
 -- the status to answer (413, 400, 408) when the body is refused.
 local function read_chunk(req)
   if rawget(req, "_done") or req._cx.current ~= req then return nil end
-  if rawget(req, "expect_continue") and not rawget(req, "_continued") then
+  if req.expect_continue and not rawget(req, "_continued") then
     rawset(req, "_continued", true)
     req._stream:write("HTTP/1.1 100 Continue\r\n\r\n")
   end
@@ -188,7 +205,9 @@ local function respond(srv, c, stream, req, cx)
   if srv.cancel_on_disconnect then c:watch() end -- until the next c:next()
   local app, ok, res = srv.app
   cx.current = req -- its body can be read until the handler returns
-  if app then
+  if srv.routed then -- aio.http.app(): its chain of middleware and routes
+    ok, res = xpcall(app.chain or entry(app), msgh, req)
+  elseif app then
     ok, res = xpcall(srv.handle, msgh, app, req)
   else
     ok, res = xpcall(srv.handler, msgh, req)
@@ -206,11 +225,14 @@ local function respond(srv, c, stream, req, cx)
     stream:write(c:response(500, TEXT, "Internal Server Error\n", true, false))
     return false
   end
-  if type(res) == "string" and not srv.access_log then
-    -- the common answer: nothing in it raises but a cancelled write
-    local close = not req.keep_alive or srv.closing
-    return stream:write(c:response(200, true, res, close, -- TEXT, in C
-                                   req.method == "HEAD")) ~= nil and not close
+  if not srv.access_log then
+    -- the common answer, a string: nothing in it raises but a cancelled
+    -- write; sent is nil for any other answer
+    local sent, keep = cx.reply(c, res, srv.closing) -- 200 TEXT, in C
+    if sent == true then return keep end
+    if sent ~= nil then
+      return sent and cx.write(stream, sent) ~= nil and keep
+    end
   end
   if res == upgraded then return false end -- the stream was the socket's
   local sent, keep = pcall(send, srv, c, stream, req, res)
@@ -236,18 +258,18 @@ end
 local function connection(srv, stream)
   local c = core.conn(stream, srv.limits)
   local mt, cx = request_mt(c, stream)
+  local next = c.next
   srv.conns[c] = aio.current_task()
   local _ <close> = setmetatable({}, {__close = function()
     srv.conns[c] = nil
     c:close()
   end})
   while true do
-    local head, status = c:next()
-    if head == nil then
+    local req, status = next(c, mt)
+    if req == nil then
       if status then reject(c, stream, status) end
       return
     end
-    local req = setmetatable(head, mt)
     if not respond(srv, c, stream, req, cx) then return end
   end
 end
@@ -277,8 +299,9 @@ function M.serve(handler, opts)
   end
   local srv = setmetatable({
     handler = fn, app = app, handle = app and app.handle, conns = {},
+    routed = app ~= nil and router.is_app(app) and app.handle == router.handle,
     closing = false, log = opts.log,
-    access_log = opts.access_log,
+    access_log = opts.access_log or false, -- false: no lookup in Server
     cancel_on_disconnect = opts.cancel_on_disconnect and true or false,
     limits = {max_body_size = opts.max_body_size,
               header_timeout = opts.header_timeout,
