@@ -127,6 +127,30 @@ describe("aio.pg rows()", function()
     end)
   end)
 
+  it("a timeout covers the whole loop: TimeoutError, then usable", function()
+    run(function()
+      local c <close> = setup()
+      local n = 0
+      local e = S.assert_raises("TimeoutError", function()
+        -- the loop's own time counts: the first row outlasts the deadline
+        for _ in c:rows{"select repeat('x', 16384) from generate_series(1, 1000)",
+                        timeout = 2} do
+          n = n + 1
+          aio.sleep(2.1)
+        end
+      end)
+      assert.equal(1, n)
+      assert.matches("timed out", tostring(e))
+      assert.equal(6, c:fetchval("select 6"))
+      n = 0 -- a deadline that does not pass changes nothing
+      for r in c:rows({"select g from generate_series(1, 50) g", timeout = 30}) do
+        n = n + r.g
+      end
+      assert.equal(1275, n)
+      assert.has_error(function() c:rows{"select 1", timeout = -1} end)
+    end)
+  end)
+
   it("a cancelled iteration: the connection drains and answers", function()
     run(function()
       local c <close> = setup()

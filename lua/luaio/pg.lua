@@ -333,11 +333,32 @@ end
 -- for loop's iterator.
 function Conn:rows(sql, ...)
   local c = c_of(self)
-  sql = sql_of(sql, "rows")
-  local e = statement(self, c, sql)
-  c:_rows_start(e.name, e.ptypes, ...)
+  local timeout
+  sql, timeout = sql_of(sql, "rows")
+  timeout = timeout or self._timeout
+  -- One deadline for the whole loop: each step waits under it (a scope
+  -- belongs to the function that makes it, so each step makes its own).
+  local deadline = timeout and aio.time() + timeout
+  local function start(...)
+    local e = statement(self, c, sql)
+    c:_rows_start(e.name, e.ptypes, ...)
+  end
+  if deadline then
+    local _ <close> = aio.timeout_at(deadline)
+    start(...)
+  else
+    start(...)
+  end
   local closer = setmetatable({}, {__close = function() c:_abandon() end})
-  return function() return c:_rows_next() end, nil, nil, closer
+  if not deadline then
+    return function() return c:_rows_next() end, nil, nil, closer
+  end
+  return function()
+    local _ <close> = aio.timeout_at(deadline)
+    -- a row already read takes no wait, where a passed deadline would act
+    if aio.time() >= deadline then aio.sleep(0) end
+    return c:_rows_next()
+  end, nil, nil, closer
 end
 
 -- COPY's first step; a cancelled one is abandoned (cancelled, drained).
