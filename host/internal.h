@@ -354,7 +354,7 @@ void luaio__future_open(lua_State *L);
 /* The bindings: each adds its functions (or sub-tables: aio.fs, aio.udp,
    aio.json, aio.http) to the module table on top of L. */
 void luaio__net_open(lua_State *L, luaio *h);       /* bindings/net.c … */
-void luaio__net_close_servers(lua_State *L); /* all stop; pushes them */
+void luaio__net_close_servers(lua_State *L);        /* all stop; pushes them */
 void luaio__fs_open(lua_State *L, luaio *h);        /* bindings/fs.c */
 void luaio__process_open(lua_State *L, luaio *h);   /* bindings/process.c */
 void luaio__signal_open(lua_State *L, luaio *h);    /* bindings/signal.c */
