@@ -343,9 +343,8 @@ function Conn:rows(sql, ...)
     local e = statement(self, c, sql)
     c:_rows_start(e.name, e.ptypes, ...)
   end
-  if deadline then
-    local _ <close> = aio.timeout_at(deadline)
-    start(...)
+  if timeout then
+    with_timeout(timeout, start, ...)
   else
     start(...)
   end
