@@ -4,13 +4,7 @@
 local aio = require "luaio"
 local support = require "support"
 
-local function raw(port, bytes)
-  local s = assert(aio.open_connection("127.0.0.1", port))
-  assert(s:write(bytes))
-  local all = s:read_all()
-  s:close()
-  return all
-end
+local raw = support.raw
 
 local function statuses(resp)
   local list = {}

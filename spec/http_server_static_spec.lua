@@ -3,13 +3,7 @@
 local aio = require "luaio"
 local support = require "support"
 
-local function raw(port, bytes)
-  local s = assert(aio.open_connection("127.0.0.1", port))
-  assert(s:write(bytes))
-  local all = s:read_all()
-  s:close()
-  return all
-end
+local raw = support.raw
 
 local function get(port, path, extra)
   return raw(port, ("GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n")

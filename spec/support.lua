@@ -48,6 +48,15 @@ function M.named_tasks(name)
   return n
 end
 
+-- Send raw bytes to 127.0.0.1:port, then read until the peer closes.
+function M.raw(port, bytes)
+  local s = assert(aio.open_connection("127.0.0.1", port))
+  assert(s:write(bytes))
+  local all = s:read_all()
+  s:close()
+  return all
+end
+
 -- Call fn(...), which must raise a luaio error of that type; return it.
 function M.assert_raises(type, fn, ...)
   local ok, e = pcall(fn, ...)
