@@ -14,17 +14,7 @@ local function have_websockets()
   return os.execute(PY .. " -c 'import websockets' 2>/dev/null") == true
 end
 
--- The close code in a server's (unmasked) bytes, or nil.
-local function close_code(bytes)
-  local i = bytes:find("\136", 1, true)
-  while i do
-    local n = bytes:byte(i + 1)
-    if n and n >= 2 and n < 126 then
-      return bytes:byte(i + 2) * 256 + bytes:byte(i + 3)
-    end
-    i = bytes:find("\136", i + 1, true)
-  end
-end
+local close_code = support.ws_close_code
 
 -- An app with /ws (echo while reading) and /quiet (reads nothing for
 -- `quiet` seconds, or until the event gate is set, sends "late", then

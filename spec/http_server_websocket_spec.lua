@@ -21,17 +21,7 @@ local function frame(b0, payload)
   return string.char(b0) .. len .. "\1\2\3\4" .. table.concat(out)
 end
 
--- The close code in the server's bytes (its close frame), or nil.
-local function close_code(bytes)
-  local i = bytes:find("\136", 1, true)
-  while i do
-    local n = bytes:byte(i + 1)
-    if n and n >= 2 and n < 126 then
-      return bytes:byte(i + 2) * 256 + bytes:byte(i + 3)
-    end
-    i = bytes:find("\136", i + 1, true)
-  end
-end
+local close_code = support.ws_close_code
 
 local function with_app(fn, opts)
   support.run(function()

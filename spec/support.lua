@@ -57,6 +57,19 @@ function M.raw(port, bytes)
   return all
 end
 
+-- The close code of the first WebSocket close frame (unmasked, as a
+-- server sends it) in bytes, or nil.
+function M.ws_close_code(bytes)
+  local i = bytes:find("\136", 1, true)
+  while i do
+    local n = bytes:byte(i + 1)
+    if n and n >= 2 and n < 126 then
+      return bytes:byte(i + 2) * 256 + bytes:byte(i + 3)
+    end
+    i = bytes:find("\136", i + 1, true)
+  end
+end
+
 -- Call fn(...), which must raise a luaio error of that type; return it.
 function M.assert_raises(type, fn, ...)
   local ok, e = pcall(fn, ...)
