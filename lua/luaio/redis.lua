@@ -185,7 +185,7 @@ function Client:call(...)
   if use then
     error(("%s changes the connection's state: use %s"):format(name, use), 2)
   end
-  if nplain < 256 then
+  if not plain[cmd] and nplain < 256 then
     plain[cmd], nplain = true, nplain + 1
   end
   return shared(self):call(...)
