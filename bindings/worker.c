@@ -988,10 +988,13 @@ static int worker_shutdown(lua_State *L) {
   return join(L, 1, (int)(g * 1000));
 }
 
-/* w:cancel() -> false if it had already ended */
+/* w:cancel() -> false if it had already ended.  A worker whose outcome
+   this side holds has ended, though its thread may not have marked itself
+   finished yet (it posts the outcome first): a join that returned is
+   never followed by a cancel that says "still running". */
 static int worker_cancel(lua_State *L) {
   wbox *b = checkworker(L);
-  lua_pushboolean(L, request_cancel(b->w));
+  lua_pushboolean(L, request_cancel(b->w) && !b->settled);
   return 1;
 }
 
