@@ -274,6 +274,7 @@ static inline void *luaio__toobj(lua_State *L, int idx, const void *tag,
 extern const char luaio__marker;
 extern const char luaio__task_magic; /* a task's own yields */
 task *luaio__spawn(lua_State *L, luaio *h, int nargs);
+task *luaio__spawn_now(lua_State *L, luaio *h, int nargs);
 task *luaio__totask(lua_State *L, int idx); /* NULL if not a task */
 task *luaio__checktask(lua_State *L, int idx);
 void luaio__pushtask(lua_State *L, task *t);

@@ -264,7 +264,9 @@ static int task_main(lua_State *L) {
 
 /* Start the function under its nargs arguments on L's stack as a task,
    leaving the Task in their place. */
-task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
+enum { SPAWN_SITE = 1, SPAWN_EAGER = 2 };
+
+static task *spawn(lua_State *L, luaio *h, int nargs, int how) {
   lua_Debug ar;
   task *t;
   if (!lua_checkstack(L, 6)) luaL_error(L, "stack overflow");
@@ -278,7 +280,8 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   t->scope = &t->root;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->task_mt_ref);
   lua_setmetatable(L, -2);
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
+  if ((how & SPAWN_SITE) && lua_getstack(L, 1, &ar) &&
+      lua_getinfo(L, "fl", &ar)) {
     t->spawn_line = ar.currentline;
     lua_setiuservalue(L, -2, TUV_EXTRA);
   }
@@ -304,7 +307,8 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
     t->run_cancelled = 1;
     luaio__task_cancel(t);
   }
-  if (h->eager && h->current != NULL && h->eager_depth < EAGER_MAX) {
+  if ((h->eager || (how & SPAWN_EAGER)) && h->current != NULL &&
+      h->eager_depth < EAGER_MAX) {
     task *self = h->current;
     h->eager_depth++;
     self->state = T_READY; /* not waiting, not running: cannot be woken */
@@ -315,6 +319,19 @@ task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
   } else
     luaio__ready(t);
   return t;
+}
+
+/* Spawn the function below nargs arguments as a task (left in its place);
+   the task records where it was spawned from. */
+task *luaio__spawn(lua_State *L, luaio *h, int nargs) {
+  return spawn(L, h, nargs, SPAWN_SITE);
+}
+
+/* The same for C code that runs its own work as a task and awaits it at
+   once (a server's request): the task starts now, inside the caller,
+   until it first waits, and records no site. */
+task *luaio__spawn_now(lua_State *L, luaio *h, int nargs) {
+  return spawn(L, h, nargs, SPAWN_EAGER);
 }
 
 /* Finishing. */
