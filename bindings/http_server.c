@@ -866,6 +866,18 @@ static int conn_watch(lua_State *L) {
   return 0;
 }
 
+/* conn:serve(fn, req) -> fn(req)'s results: a request runs as a task of
+   its own, started at once inside the connection's task and awaited by it
+   (so cancelling the connection's task cancels the request's) */
+static int conn_serve(lua_State *L) {
+  conn *c = checkconn(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  luaio__spawn_now(L, c->h, 1);
+  lua_replace(L, 1);
+  return luaio__await(L, 0);
+}
+
 /* Responses. */
 
 static const char *reason(int status) {
@@ -1279,6 +1291,7 @@ static const luaL_Reg conn_methods[] = {
     {"next", conn_next},   {"chunk", conn_chunk}, {"response", conn_response},
     {"head", conn_head},   {"reply", conn_reply}, {"stop", conn_stop},
     {"idle", conn_idle},   {"state", conn_state}, {"watch", conn_watch},
+    {"serve", conn_serve},
     {"close", conn_close}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"conn", http_conn},

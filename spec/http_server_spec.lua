@@ -332,3 +332,121 @@ describe("aio.http.serve", function()
     end)
   end)
 end)
+
+describe("a request's task", function()
+  it("runs each request of a keep-alive connection as a task of its own",
+     function()
+    local seen = {}
+    with_server(function(req)
+      local t = aio.current_task()
+      seen[#seen + 1] = t
+      t:set_name("request " .. req.path)
+      return aio.current_task():name()
+    end, function(port)
+      local s = assert(aio.open_connection("127.0.0.1", port))
+      for i = 1, 3 do
+        assert(s:write(("GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n"):format(i)))
+        s:read_until("\r\n\r\n")
+        assert.equal("request /r" .. i, s:read_exactly(#("request /r1")))
+      end
+      s:close()
+    end)
+    assert.equal(3, #seen)
+    assert.are_not.equal(seen[1], seen[2])
+    assert.are_not.equal(seen[2], seen[3])
+    for i = 1, 3 do
+      assert.is_true(seen[i]:done()) -- over once its answer was written
+      assert.equal("request /r" .. i, seen[i]:name())
+    end
+  end)
+
+  it("ends its connection without an answer when it is cancelled; the " ..
+     "server goes on", function()
+    local task, started = nil, nil
+    run(function()
+      started = aio.event()
+      local srv = assert(aio.http.serve(function(req)
+        if req.path == "/slow" then
+          task = aio.current_task()
+          started:set()
+          aio.sleep(30)
+        end
+        return "fine"
+      end))
+      local s = assert(aio.open_connection("127.0.0.1", srv.port))
+      assert(s:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+      started:wait()
+      assert.is_true(task:cancel())
+      assert.is_nil(s:read()) -- closed, nothing written
+      s:close()
+      support.assert_cancelled(task)
+      assert.equal("fine", body_of(get(srv.port, "/")))
+      srv:close()
+    end)
+  end)
+
+  it("a cancellation the handler catches ends with that request", function()
+    local task
+    run(function()
+      local started = aio.event()
+      local srv = assert(aio.http.serve(function(req)
+        if req.path == "/slow" then
+          task = aio.current_task()
+          started:set()
+          local ok, e = pcall(aio.sleep, 30)
+          assert(not ok and aio.is_error(e, "CancelledError"))
+          return "caught"
+        end
+        return "fine"
+      end))
+      local s = assert(aio.open_connection("127.0.0.1", srv.port))
+      assert(s:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+      started:wait()
+      task:cancel()
+      s:read_until("\r\n\r\n")
+      assert.equal("caught", s:read_exactly(6))
+      -- the connection's own task was not cancelled: it serves the next one
+      assert(s:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      s:read_until("\r\n\r\n")
+      assert.equal("fine", s:read_exactly(4))
+      s:close()
+      srv:close()
+    end)
+  end)
+
+  it("is cancelled with its connection when the server closes", function()
+    local task
+    run(function()
+      local started = aio.event()
+      local srv = assert(aio.http.serve(function()
+        task = aio.current_task()
+        started:set()
+        aio.sleep(30)
+      end))
+      local s = assert(aio.open_connection("127.0.0.1", srv.port))
+      assert(s:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      started:wait()
+      srv:close()
+      srv:wait_closed()
+      support.assert_cancelled(task)
+      assert.is_nil(s:read())
+      s:close()
+    end)
+  end)
+
+  it("keeps a task the handler spawned running after the answer", function()
+    local child
+    run(function()
+      local go = aio.event()
+      local srv = assert(aio.http.serve(function()
+        child = aio.spawn(function() go:wait(); return "later" end)
+        return "now"
+      end))
+      assert.equal("now", body_of(get(srv.port, "/")))
+      assert.is_false(child:done())
+      go:set()
+      assert.equal("later", child:await())
+      srv:close()
+    end)
+  end)
+end)

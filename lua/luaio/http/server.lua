@@ -1,9 +1,10 @@
 -- luaio.http.server: aio.http.serve and aio.http.app (docs/http.md).
 --
 -- Each connection is a task that asks the C framing (luaio._http_server)
--- for one request head at a time, runs the handler on it and writes the
--- answer; answers to pipelined requests go out in order because the next
--- head is parsed only after the answer is written.
+-- for one request head at a time and runs each request as a task of its
+-- own (the handler and the answer), which it awaits; answers to pipelined
+-- requests go out in order because the next head is parsed only after the
+-- answer is written.
 local aio = require "luaio"
 local core = require "luaio._http_server"
 local router = require "luaio.http.router"
@@ -258,7 +259,9 @@ end
 local function connection(srv, stream)
   local c = core.conn(stream, srv.limits)
   local mt, cx = request_mt(c, stream)
-  local next = c.next
+  local next, serve = c.next, c.serve
+  -- the request's task runs this (one argument: no table of them)
+  local function run(req) return respond(srv, c, stream, req, cx) end
   srv.conns[c] = aio.current_task()
   local _ <close> = setmetatable({}, {__close = function()
     srv.conns[c] = nil
@@ -270,7 +273,7 @@ local function connection(srv, stream)
       if status then reject(c, stream, status) end
       return
     end
-    if not respond(srv, c, stream, req, cx) then return end
+    if not serve(c, run, req) then return end
   end
 end
 
