@@ -15,8 +15,12 @@
 ** state's globals.  Anything else raises an error naming the path of the
 ** value, "args[2].conn: userdata cannot cross threads".
 **
-** The encoder's buffer lives in a userdata whose __gc frees it, so an
-** error raised half-way leaks nothing.
+** Each state keeps one encoder, in a userdata of its registry whose __gc
+** frees it, and reuses its buffer from copy to copy: a message is then one
+** malloc'd block (the msg, its shared references, the bytes).  Nothing in
+** a copy allocates Lua objects, so no finalizer (which could copy in turn)
+** runs while the encoder is in use; the copy's own errors reset it before
+** they raise, and one that still finds it in use takes a box of its own.
 */
 
 #include <stdlib.h>
@@ -24,8 +28,14 @@
 
 #include "worker.h"
 
-/* The registry key of the encoder box's metatable. */
+/* The registry keys of the encoder boxes' metatable and of the state's
+   encoder. */
 static const char enckey = 'c';
+static const char boxkey = 'b';
+
+/* A message this long or longer takes the encoder's buffer instead of a
+   copy of its bytes. */
+#define OWN_BUFFER 4096
 
 typedef struct encoder {
   unsigned char *buf;
@@ -39,6 +49,8 @@ typedef struct encoder {
   const char *root;
   int base;  /* value i is named root[base + i]; below 0: root */
   int value; /* the value being copied, from 0 */
+  int box;   /* the stack index of the encoder's box */
+  int busy;  /* a copy is using it */
 } encoder;
 
 static void enc_reset(encoder *e) {
@@ -97,7 +109,17 @@ static void push_path(lua_State *L, encoder *e, int depth) {
   luaL_pushresult(&b);
 }
 
+/* Leave the copy: what it gathered is dropped (its buffer kept). */
+static void enc_abort(encoder *e) {
+  size_t i;
+  for (i = 0; i < e->nshared; i++)
+    e->shared[i].ops->release(e->shared[i].p);
+  e->len = e->nshared = 0;
+  e->busy = 0;
+}
+
 static int refuse(lua_State *L, encoder *e, const char *what) {
+  enc_abort(e); /* before push_path allocates */
   push_path(L, e, e->depth);
   return luaL_error(L, "%s: %s cannot cross threads", lua_tostring(L, -1),
                     what);
@@ -112,7 +134,10 @@ static void reserve(lua_State *L, encoder *e, size_t n) {
   cap = e->cap ? e->cap : 64;
   while (cap - e->len < n)
     cap *= 2;
-  if ((p = realloc(e->buf, cap)) == NULL) luaL_error(L, "not enough memory");
+  if ((p = realloc(e->buf, cap)) == NULL) {
+    enc_abort(e);
+    luaL_error(L, "not enough memory");
+  }
   e->buf = p;
   e->cap = cap;
 }
@@ -173,7 +198,10 @@ static void put_shared(lua_State *L, encoder *e, const sharedops *ops,
   if (e->nshared == e->cshared) {
     size_t c = e->cshared ? e->cshared * 2 : 4;
     sharedref *s = realloc(e->shared, c * sizeof *s);
-    if (s == NULL) luaL_error(L, "not enough memory");
+    if (s == NULL) {
+      enc_abort(e);
+      luaL_error(L, "not enough memory");
+    }
     e->shared = s;
     e->cshared = c;
   }
@@ -193,7 +221,7 @@ static void put_table(lua_State *L, encoder *e, int idx) {
     if (e->path[i] == p) refuse(L, e, "a table that contains itself");
   if (e->depth >= LUAIO_COPY_DEPTH)
     refuse(L, e, "a table nested deeper than 200 levels");
-  luaL_checkstack(L, 4, "copying a table");
+  if (!lua_checkstack(L, 4)) refuse(L, e, "a table past the stack's room");
   e->path[e->depth] = p;
   put_byte(L, e, 'T');
   put_varint(L, e, lua_rawlen(L, idx));
@@ -254,11 +282,11 @@ static void put_value(lua_State *L, encoder *e, int idx) {
     break;
   case LUA_TUSERDATA: {
     const sharedops *ops = NULL;
-    if (luaL_getmetafield(L, idx, "__luaio_shared") == LUA_TLIGHTUSERDATA) {
-      ops = lua_touserdata(L, -1);
-      lua_pop(L, 1);
-    } else if (lua_type(L, -1) != LUA_TNIL)
-      lua_pop(L, 1);
+    if (lua_getmetatable(L, idx)) { /* its __luaio_shared, raw */
+      lua_getiuservalue(L, e->box, 1);
+      if (lua_rawget(L, -2) == LUA_TLIGHTUSERDATA) ops = lua_touserdata(L, -1);
+      lua_pop(L, 2);
+    }
     if (ops == NULL) refuse(L, e, "userdata");
     put_shared(L, e, ops, *(void **)lua_touserdata(L, idx));
     break;
@@ -271,14 +299,9 @@ static void put_value(lua_State *L, encoder *e, int idx) {
   }
 }
 
-msg *luaio__copy_encode(lua_State *L, int first, int n, const char *root,
-                        int base) {
-  encoder *e;
-  msg *m;
-  int i, top;
-  first = lua_absindex(L, first);
-  luaL_checkstack(L, 8, "copying values");
-  e = lua_newuserdatauv(L, sizeof *e, 0);
+/* Push a box for an encoder, with its metatable and its key. */
+static encoder *new_box(lua_State *L) {
+  encoder *e = lua_newuserdatauv(L, sizeof *e, 1);
   memset(e, 0, sizeof *e);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &enckey) == LUA_TNIL) {
     lua_pop(L, 1);
@@ -289,7 +312,68 @@ msg *luaio__copy_encode(lua_State *L, int first, int n, const char *root,
     lua_rawsetp(L, LUA_REGISTRYINDEX, &enckey);
   }
   lua_setmetatable(L, -2);
+  lua_pushliteral(L, "__luaio_shared");
+  lua_setiuservalue(L, -2, 1);
+  return e;
+}
+
+/* Push the state's encoder, made on first use; a box of its own when it
+   is in use. */
+static encoder *push_encoder(lua_State *L) {
+  encoder *e;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxkey) == LUA_TUSERDATA) {
+    e = lua_touserdata(L, -1);
+    if (!e->busy) return e;
+    lua_pop(L, 1);
+    return new_box(L);
+  }
+  lua_pop(L, 1);
+  e = new_box(L);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &boxkey);
+  return e;
+}
+
+/* The message of what e holds, one block: the msg, the shared references,
+   then the bytes (or the buffer itself, when long).  e is left empty. */
+static msg *finish(lua_State *L, encoder *e, int n) {
+  size_t sh = e->nshared * sizeof(sharedref);
+  int own = e->len >= OWN_BUFFER;
+  msg *m = malloc(sizeof *m + sh + (own ? 0 : e->len));
+  if (m == NULL) {
+    enc_abort(e);
+    luaL_error(L, "not enough memory");
+  }
+  m->next = NULL;
+  m->shared = (sharedref *)(m + 1);
+  if (sh > 0) memcpy(m->shared, e->shared, sh);
+  m->nshared = e->nshared;
+  m->len = e->len;
+  m->nvalues = n;
+  if (own) {
+    m->data = e->buf;
+    e->buf = NULL;
+    e->cap = 0;
+  } else {
+    m->data = (unsigned char *)m->shared + sh;
+    if (e->len > 0) memcpy(m->data, e->buf, e->len);
+  }
+  e->len = e->nshared = 0;
+  e->busy = 0;
+  return m;
+}
+
+msg *luaio__copy_encode(lua_State *L, int first, int n, const char *root,
+                        int base) {
+  encoder *e;
+  msg *m;
+  int i, top;
+  first = lua_absindex(L, first);
+  luaL_checkstack(L, 8, "copying values");
+  e = push_encoder(L);
   top = lua_gettop(L);
+  e->busy = 1;
+  e->box = top;
   e->root = root;
   e->base = base;
   e->first = first;
@@ -299,16 +383,7 @@ msg *luaio__copy_encode(lua_State *L, int first, int n, const char *root,
     put_value(L, e, first + i);
     lua_settop(L, top);
   }
-  if ((m = malloc(sizeof *m)) == NULL) luaL_error(L, "not enough memory");
-  m->next = NULL;
-  m->data = e->buf;
-  m->len = e->len;
-  m->shared = e->shared;
-  m->nshared = e->nshared;
-  m->nvalues = n;
-  e->buf = NULL;
-  e->shared = NULL;
-  e->len = e->cap = e->nshared = e->cshared = 0;
+  m = finish(L, e, n);
   lua_pop(L, 1);
   return m;
 }
@@ -318,8 +393,7 @@ void luaio__msg_free(msg *m) {
   if (m == NULL) return;
   for (i = 0; i < m->nshared; i++)
     if (m->shared[i].p != NULL) m->shared[i].ops->release(m->shared[i].p);
-  free(m->shared);
-  free(m->data);
+  if (m->data != (unsigned char *)(m->shared + m->nshared)) free(m->data);
   free(m);
 }
 
@@ -396,6 +470,14 @@ static void get_value(lua_State *L, decoder *d) {
     luaL_checkstack(L, 4, "copying a table");
     lua_createtable(L, narr > 1u << 20 ? 1 << 20 : (int)narr, 0);
     while (*d->p != 'e') {
+      if (*d->p == 'i') { /* an integer key: set without pushing it */
+        lua_Integer k;
+        memcpy(&k, d->p + 1, sizeof k);
+        d->p += 1 + sizeof k;
+        get_value(L, d);
+        lua_rawseti(L, -2, k);
+        continue;
+      }
       get_value(L, d);
       get_value(L, d);
       lua_rawset(L, -3);

@@ -128,6 +128,29 @@ describe("copies between hosts", function()
     end)
   end)
 
+  it("copies whole after a refusal and between long and short messages",
+     function()
+    run(function()
+      local ch, inner = aio.channel(), aio.channel()
+      for _ = 1, 2 do -- the second finds what the first left
+        assert.equal("value[3]: userdata cannot cross threads",
+                     refused({inner, string.rep("a", 5000), io.stdout}))
+      end
+      local long = string.rep("y", 10000)
+      ch:send({long, 1})
+      ch:send({2, "z", inner})
+      ch:send({long:sub(1, 100), inner})
+      local a, b, c = ch:recv(), ch:recv(), ch:recv()
+      assert.same({long, 1}, a)
+      assert.same({2, "z"}, {b[1], b[2]})
+      assert.equal(inner, b[3])
+      assert.equal(long:sub(1, 100), c[1])
+      assert.equal(inner, c[2])
+      c[2]:send("still shared")
+      assert.equal("still shared", inner:recv())
+    end)
+  end)
+
   it("refuses a message over 64 MiB", function()
     if S.SCALE < 1 then return end
     run(function()
