@@ -26,9 +26,6 @@
 
 #include "worker.h"
 
-/* The registry key of the host's port. */
-static const char portkey = 'P';
-
 typedef struct port port;
 
 typedef struct chlink {
@@ -285,18 +282,12 @@ static void port_close(resource *r) {
       wake_bool(luaio__list_pop(&l->send), 0);
     drop_link(l);
   }
-  if (h->L != NULL) {
-    lua_pushnil(h->L);
-    lua_rawsetp(h->L, LUA_REGISTRYINDEX, &portkey);
-  }
+  h->chport = NULL;
   uv_close((uv_handle_t *)&p->async, on_port_closed);
 }
 
 static port *get_port(lua_State *L, luaio *h) {
-  port *p;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &portkey);
-  p = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  port *p = h->chport;
   if (p != NULL) return p;
   if ((p = calloc(1, sizeof *p)) == NULL) luaL_error(L, "not enough memory");
   if (uv_async_init(h->loop, &p->async, on_async) != 0) {
@@ -308,8 +299,7 @@ static port *get_port(lua_State *L, luaio *h) {
   p->res.close = port_close;
   luaio__res_add(h, &p->res);
   uv_unref((uv_handle_t *)&p->async);
-  lua_pushlightuserdata(L, p);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &portkey);
+  h->chport = p;
   return p;
 }
 
@@ -421,8 +411,13 @@ channel *luaio__tochannel(lua_State *L, int idx) {
   return b ? b->c : NULL;
 }
 
+/* The channel at 1 of a method, whose upvalue 2 is the metatable. */
 static channel *checkchan(lua_State *L) {
-  chbox *b = luaL_checkudata(L, 1, "luaio.Channel");
+  chbox *b = lua_touserdata(L, 1);
+  if (b == NULL || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(2)))
+    b = luaL_checkudata(L, 1, "luaio.Channel"); /* raises */
+  lua_pop(L, 1);
   return b->c;
 }
 
@@ -454,20 +449,11 @@ static int k_send(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* The host's port, or NULL if it has none yet. */
-static port *find_port(lua_State *L) {
-  port *p;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &portkey);
-  p = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return p;
-}
-
 /* ch:send(v): waits while the channel is full */
 static int chan_send(lua_State *L) {
   luaio *h = luaio__host(L);
   channel *c = checkchan(L);
-  port *self = find_port(L);
+  port *self = h->chport;
   chlink *l;
   task *t;
   msg *m;
@@ -526,7 +512,7 @@ static int k_recv(lua_State *L, int status, lua_KContext ctx) {
 static int chan_recv(lua_State *L) {
   luaio *h = luaio__host(L);
   channel *c = checkchan(L);
-  port *self = find_port(L);
+  port *self = h->chport;
   chlink *l = NULL;
   msg *m;
   int closed;
@@ -629,7 +615,8 @@ void luaio__channel_open(lua_State *L, luaio *h) {
   if (luaL_newmetatable(L, "luaio.Channel")) {
     lua_createtable(L, 0, 8);
     lua_pushlightuserdata(L, h);
-    luaL_setfuncs(L, chan_methods, 1);
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, chan_methods, 2);
     luaio__set_methods(L, "luaio.Channel");
     lua_pushcfunction(L, chan_gc);
     lua_setfield(L, -2, "__gc");

@@ -247,6 +247,7 @@ struct luaio {
      watches a signal owns it (the command's defaults step aside). */
   unsigned short nsigwatch[LUAIO_NSIG];
   struct runsig *runsig; /* signal.c: SIGINT of a module's aio.run */
+  void *chport;          /* channel.c: the host's port, NULL until used */
 };
 
 /* host.c */
