@@ -696,10 +696,9 @@ static int pg_many(lua_State *L) {
    operation; returns at once when it is free */
 static int pg_drain(lua_State *L) {
   pgconn *pc = luaio__pg_checkconn(L);
-  task *t;
-  int rv;
+  int rv = 0;
   if (pc->pq == NULL) return 0;
-  if ((t = luaio__pg_begin(L, pc, pg_drain, &rv)) == NULL) return rv;
+  if (luaio__pg_begin(L, pc, pg_drain, &rv) == NULL) return rv;
   return 0;
 }
 
@@ -972,7 +971,7 @@ static const luaL_Reg conn_methods[] = {{"_query", pg_query},
                                         {"__tostring", pg_tostring},
                                         {NULL, NULL}};
 
-int luaopen_luaio__pg(lua_State *L) {
+LUAIO_API int luaopen_luaio__pg(lua_State *L) {
   luaio *h = luaio__open_host(L);
   luaL_newmetatable(L, "luaio.pg");
   lua_pushlightuserdata(L, h);
