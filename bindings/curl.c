@@ -982,7 +982,7 @@ static const luaL_Reg xfer_methods[] = {
     {"__gc", xfer_close},  {"__tostring", xfer_tostring},
     {NULL, NULL}};
 
-int luaopen_luaio__curl(lua_State *L) {
+LUAIO_API int luaopen_luaio__curl(lua_State *L) {
   luaio *h = luaio__open_host(L);
   luaL_newmetatable(L, MULTI_MT);
   lua_pushlightuserdata(L, h);

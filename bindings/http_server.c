@@ -1300,7 +1300,7 @@ static const luaL_Reg funcs[] = {{"conn", http_conn},
                                  {"reason", http_reason},
                                  {NULL, NULL}};
 
-int luaopen_luaio__http_server(lua_State *L) {
+LUAIO_API int luaopen_luaio__http_server(lua_State *L) {
   luaio *h = luaio__open_host(L);
   if (luaL_newmetatable(L, "luaio.HttpConn")) {
     lua_newtable(L);

@@ -744,7 +744,7 @@ static const luaL_Reg conn_methods[] = {{"call", redis_call},
                                         {"__tostring", redis_tostring},
                                         {NULL, NULL}};
 
-int luaopen_luaio__redis(lua_State *L) {
+LUAIO_API int luaopen_luaio__redis(lua_State *L) {
   luaio *h = luaio__open_host(L);
   luaL_newmetatable(L, "luaio.redis");
   lua_pushlightuserdata(L, h);

@@ -1255,7 +1255,7 @@ static const luaL_Reg conn_methods[] = {
     {"__close", sqlite_close},          {"__gc", sqlite_gc},
     {"__tostring", sqlite_tostring},    {NULL, NULL}};
 
-int luaopen_luaio__sqlite(lua_State *L) {
+LUAIO_API int luaopen_luaio__sqlite(lua_State *L) {
   luaio *h = luaio__open_host(L);
   luaL_newmetatable(L, "luaio.sqlite");
   lua_pushlightuserdata(L, h);

@@ -289,7 +289,7 @@ static const luaL_Reg funcs[] = {{"server", ws_server},
                                  {"accept_key", ws_accept_key},
                                  {NULL, NULL}};
 
-int luaopen_luaio__ws(lua_State *L) {
+LUAIO_API int luaopen_luaio__ws(lua_State *L) {
   if (luaL_newmetatable(L, "luaio.WsFraming")) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

@@ -16,6 +16,15 @@ extern "C" {
 
 #define LUAIO_VERSION "luaio 0.1.0"
 
+/* The library's objects are built with hidden visibility: only what this
+   header declares is exported, so calls between luaio's own files are
+   direct in the shared library and the module. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LUAIO_API __attribute__((visibility("default")))
+#else
+#define LUAIO_API
+#endif
+
 typedef struct luaio luaio; /* one host: a Lua state + a loop */
 typedef struct luaio_future luaio_future;
 
@@ -32,35 +41,38 @@ typedef struct luaio_config {
      inherit it and ud.  NULL: none */
 } luaio_config;
 
-void luaio_config_init(luaio_config *cfg);
-luaio *luaio_new(const luaio_config *cfg); /* cfg may be NULL */
-lua_State *luaio_state(luaio *h);          /* `luaio` is preloaded  */
-uv_loop_t *luaio_loop(luaio *h);
+LUAIO_API void luaio_config_init(luaio_config *cfg);
+LUAIO_API luaio *luaio_new(const luaio_config *cfg); /* cfg may be NULL */
+LUAIO_API lua_State *luaio_state(luaio *h);          /* `luaio` is preloaded */
+LUAIO_API uv_loop_t *luaio_loop(luaio *h);
 
 /* Compile a chunk and start it as a task; 0, or a nonzero code with the
    message on the state's stack when it does not compile. */
-int luaio_dostring(luaio *h, const char *code, const char *chunkname);
-int luaio_dofile(luaio *h, const char *path);
+LUAIO_API int luaio_dostring(luaio *h, const char *code, const char *chunkname);
+LUAIO_API int luaio_dofile(luaio *h, const char *path);
 /* Start the function under its nargs arguments on the stack as a task. */
-int luaio_spawn(luaio *h, int nargs);
+LUAIO_API int luaio_spawn(luaio *h, int nargs);
 
-int luaio_run(luaio *h); /* until no task is pending; 0, or nonzero when
-                            a task error went to on_error               */
+/* Run until no task is pending; 0, or nonzero when a task error went to
+   on_error. */
+LUAIO_API int luaio_run(luaio *h);
 /* One turn for a frame loop: wait at most max_wait seconds for I/O or timers
    when nothing is ready (0: never block), run ready tasks for at most budget
    seconds (0: until none is ready), and return the number of live tasks. */
-int luaio_step(luaio *h, double max_wait, double budget);
+LUAIO_API int luaio_step(luaio *h, double max_wait, double budget);
 
 /* A future pushed onto L (any thread of the host's state); Lua waits on it
    with fut:await().  It stays anchored until it is settled.  Settle it from
    C at any later time, with values (or the error) on top of L, which may be
    luaio_state(h).  Settling twice or after luaio_free is an error. */
-luaio_future *luaio_future_new(lua_State *L);
-void luaio_future_resolve(luaio_future *f, lua_State *L, int nresults);
-void luaio_future_reject(luaio_future *f, lua_State *L);
+LUAIO_API luaio_future *luaio_future_new(lua_State *L);
+LUAIO_API void luaio_future_resolve(luaio_future *f, lua_State *L,
+                                    int nresults);
+LUAIO_API void luaio_future_reject(luaio_future *f, lua_State *L);
 
-void luaio_free(luaio *h); /* cancels what is left, closes every handle */
-int luaopen_luaio(lua_State *L);
+/* Cancel what is left, close every handle, free the host. */
+LUAIO_API void luaio_free(luaio *h);
+LUAIO_API int luaopen_luaio(lua_State *L);
 
 #ifdef __cplusplus
 }
