@@ -1291,8 +1291,7 @@ static const luaL_Reg conn_methods[] = {
     {"next", conn_next},   {"chunk", conn_chunk}, {"response", conn_response},
     {"head", conn_head},   {"reply", conn_reply}, {"stop", conn_stop},
     {"idle", conn_idle},   {"state", conn_state}, {"watch", conn_watch},
-    {"serve", conn_serve},
-    {"close", conn_close}, {NULL, NULL}};
+    {"serve", conn_serve}, {"close", conn_close}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"conn", http_conn},
                                  {"decode", http_decode},
