@@ -360,22 +360,27 @@ describe("a request's task", function()
     end
   end)
 
+  -- A server whose handler for /slow keeps its task and waits in park
+  -- (aio.sleep(30) unless given); other paths answer "fine".  Returns the
+  -- server, a connection that sent GET /slow, and that request's task.
+  local function slow_request(park)
+    local started, task = aio.event(), nil
+    local srv = assert(aio.http.serve(function(req)
+      if req.path ~= "/slow" then return "fine" end
+      task = aio.current_task()
+      started:set()
+      return (park or aio.sleep)(30)
+    end))
+    local s = assert(aio.open_connection("127.0.0.1", srv.port))
+    assert(s:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+    started:wait()
+    return srv, s, task
+  end
+
   it("ends its connection without an answer when it is cancelled; the " ..
      "server goes on", function()
-    local task, started = nil, nil
     run(function()
-      started = aio.event()
-      local srv = assert(aio.http.serve(function(req)
-        if req.path == "/slow" then
-          task = aio.current_task()
-          started:set()
-          aio.sleep(30)
-        end
-        return "fine"
-      end))
-      local s = assert(aio.open_connection("127.0.0.1", srv.port))
-      assert(s:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
-      started:wait()
+      local srv, s, task = slow_request()
       assert.is_true(task:cancel())
       assert.is_nil(s:read()) -- closed, nothing written
       s:close()
@@ -386,22 +391,12 @@ describe("a request's task", function()
   end)
 
   it("a cancellation the handler catches ends with that request", function()
-    local task
     run(function()
-      local started = aio.event()
-      local srv = assert(aio.http.serve(function(req)
-        if req.path == "/slow" then
-          task = aio.current_task()
-          started:set()
-          local ok, e = pcall(aio.sleep, 30)
-          assert(not ok and aio.is_error(e, "CancelledError"))
-          return "caught"
-        end
-        return "fine"
-      end))
-      local s = assert(aio.open_connection("127.0.0.1", srv.port))
-      assert(s:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
-      started:wait()
+      local srv, s, task = slow_request(function(n)
+        local ok, e = pcall(aio.sleep, n)
+        assert(not ok and aio.is_error(e, "CancelledError"))
+        return "caught"
+      end)
       task:cancel()
       s:read_until("\r\n\r\n")
       assert.equal("caught", s:read_exactly(6))
@@ -415,17 +410,8 @@ describe("a request's task", function()
   end)
 
   it("is cancelled with its connection when the server closes", function()
-    local task
     run(function()
-      local started = aio.event()
-      local srv = assert(aio.http.serve(function()
-        task = aio.current_task()
-        started:set()
-        aio.sleep(30)
-      end))
-      local s = assert(aio.open_connection("127.0.0.1", srv.port))
-      assert(s:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
-      started:wait()
+      local srv, s, task = slow_request()
       srv:close()
       srv:wait_closed()
       support.assert_cancelled(task)
